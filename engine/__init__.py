@@ -1,0 +1,1 @@
+"""The sampling engine: OpenAI Completions on local GGUF models."""

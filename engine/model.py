@@ -1,0 +1,257 @@
+"""The GGUF backend: owns llama.cpp's model and context handles through llama-cpp-python's low-level API.
+
+Exposes tokenization (with the model's BOS rule), per-token bytes, special tokens, and one batched
+decode where every token carries its sequence id and whether its logits are wanted; the result is a
+zero-copy float32 view of just those rows of llama.cpp's logits buffer (valid until the next decode).
+"""
+from __future__ import annotations
+
+# llama_cpp must be imported before numpy: the other order crashed model loading on the GPU machine.
+import llama_cpp  # isort: skip
+
+import atexit
+import ctypes
+import os
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .gguf_check import check_gguf_file
+
+_live_models: "weakref.WeakSet[Model]" = weakref.WeakSet()
+_verbose_logging = False
+
+
+@llama_cpp.llama_log_callback
+def _log_callback(level, text, user_data):  # kept at module level: llama.cpp holds this pointer forever
+    if _verbose_logging:
+        os.write(2, text)
+
+
+llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+_backend_ready = False
+
+
+def _ensure_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
+
+
+@atexit.register
+def _close_all_models() -> None:
+    # Free handles while llama_cpp is still importable: __del__ at interpreter teardown can segfault.
+    for model in list(_live_models):
+        model.close()
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    prefix: int
+    suffix: int
+    middle: int
+
+
+class Model:
+    """A loaded GGUF model plus one llama.cpp context that holds up to `n_seq_max` KV sequences."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        n_ctx: int | None = None,
+        n_gpu_layers: int = 0,
+        n_threads: int | None = None,
+        n_seq_max: int = 64,
+        verbose: bool = False,
+    ):
+        global _verbose_logging
+        self.path = Path(path)
+        check_gguf_file(self.path)
+        _verbose_logging = verbose
+        _ensure_backend()
+        self._model = None
+        self._ctx = None
+
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not self._model:
+            from .errors import ModelFileError
+
+            raise ModelFileError(f"llama.cpp could not load {self.path} (corrupt or unsupported GGUF)")
+        _live_models.add(self)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
+
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = n_ctx or min(self.n_ctx_train, 8192)
+        # One logical batch may hold a whole context (prefill + echo logits in one call); llama.cpp
+        # splits it into micro-batches of n_ubatch itself and keeps every requested output row.
+        cparams.n_batch = cparams.n_ctx
+        cparams.n_ubatch = min(512, cparams.n_ctx)
+        cparams.n_seq_max = n_seq_max
+        cparams.kv_unified = True  # sequences share all n_ctx cells; copied prompts share cells
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            self.close()
+            raise RuntimeError(f"llama.cpp could not create a context of {cparams.n_ctx} tokens")
+        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self.n_seq_max = n_seq_max
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+
+        self.bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self.eos = llama_cpp.llama_vocab_eos(self._vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and self.bos >= 0
+        self.eog_tokens = frozenset(
+            t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t))
+        pre, suf, mid = (llama_cpp.llama_vocab_fim_pre(self._vocab), llama_cpp.llama_vocab_fim_suf(self._vocab),
+                         llama_cpp.llama_vocab_fim_mid(self._vocab))
+        self.fim = FimTokens(pre, suf, mid) if min(pre, suf, mid) >= 0 else None
+        self._piece_cache: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._batch_capacity = 0
+        self._grow_batch(512)
+
+    # ---- metadata -------------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(4096)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+    @property
+    def description(self) -> str:
+        buf = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self._model, buf, len(buf))
+        return buf.value.decode("utf-8", "replace")
+
+    # ---- tokens ---------------------------------------------------------------------------------
+
+    def tokenize(self, text: str | bytes, add_bos: bool | None = None, special: bool = True) -> list[int]:
+        """Tokenize text. `add_bos=None` follows the GGUF's rule; `special` parses control-token text."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        add = self.add_bos if add_bos is None else add_bos
+        cap = len(data) + 8
+        while True:
+            out = (llama_cpp.llama_token * cap)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), out, cap, add, special)
+            if n >= 0:
+                return list(out[:n])
+            cap = -n
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes a token renders to (control tokens render empty), cached per token."""
+        piece = self._piece_cache.get(token)
+        if piece is None:
+            buf = self._piece_buf
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            piece = buf.raw[:n]
+            self._piece_cache[token] = piece
+        return piece
+
+    def detokenize(self, tokens) -> bytes:
+        return b"".join(self.token_bytes(t) for t in tokens)
+
+    # ---- decoding -------------------------------------------------------------------------------
+
+    def _grow_batch(self, capacity: int) -> None:
+        """(Re)allocate the batch arrays in NumPy memory; llama_batch points into them."""
+        self._batch_capacity = capacity
+        self._b_token = np.zeros(capacity, np.int32)
+        self._b_pos = np.zeros(capacity, np.int32)
+        self._b_nseq = np.ones(capacity, np.int32)
+        self._b_seq = np.zeros(capacity, np.int32)
+        self._b_logits = np.zeros(capacity, np.int8)
+        # seq_id is an array of pointers, one per token, each to that token's single sequence id.
+        self._b_seq_ptrs = (self._b_seq.ctypes.data + 4 * np.arange(capacity, dtype=np.uint64)).astype(np.uint64)
+        batch = llama_cpp.llama_batch()
+        batch.token = self._b_token.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token))
+        batch.embd = None
+        batch.pos = self._b_pos.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_pos))
+        batch.n_seq_id = self._b_nseq.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        batch.seq_id = ctypes.cast(self._b_seq_ptrs.ctypes.data,
+                                   ctypes.POINTER(ctypes.POINTER(llama_cpp.llama_seq_id)))
+        batch.logits = self._b_logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
+        self._batch = batch
+
+    def decode(self, tokens, positions, seq_ids, want_logits) -> np.ndarray:
+        """Evaluate a batch: token i goes to sequence seq_ids[i] at positions[i].
+
+        Returns a read-only (n_wanted, n_vocab) float32 view of llama.cpp's logits for the tokens whose
+        `want_logits` flag is set, in batch order. The view is invalidated by the next decode.
+        """
+        n = len(tokens)
+        if n == 0:
+            return np.empty((0, self.n_vocab), np.float32)
+        if n > self.n_ctx:
+            raise ValueError(f"batch of {n} tokens exceeds the context ({self.n_ctx})")
+        if n > self._batch_capacity:
+            self._grow_batch(max(n, 2 * self._batch_capacity))
+        self._b_token[:n] = tokens
+        self._b_pos[:n] = positions
+        self._b_seq[:n] = seq_ids
+        self._b_logits[:n] = want_logits
+        self._batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed with code {rc} (1 = no KV-cache space for the batch)")
+        n_out = int(np.count_nonzero(self._b_logits[:n]))
+        if n_out == 0:
+            return np.empty((0, self.n_vocab), np.float32)
+        ptr = llama_cpp.llama_get_logits(self._ctx)
+        view = np.ctypeslib.as_array(ptr, shape=(n_out, self.n_vocab))
+        view.flags.writeable = False
+        return view
+
+    # ---- KV-cache sequences ---------------------------------------------------------------------
+
+    def seq_copy(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
+        llama_cpp.llama_memory_seq_cp(self._memory, src, dst, p0, p1)
+
+    def seq_remove(self, seq: int, p0: int = -1, p1: int = -1) -> bool:
+        return bool(llama_cpp.llama_memory_seq_rm(self._memory, seq, p0, p1))
+
+    def seq_pos_max(self, seq: int) -> int:
+        """Largest position held by `seq`, or -1 when the sequence is empty."""
+        return llama_cpp.llama_memory_seq_pos_max(self._memory, seq)
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self._memory, True)
+
+    # ---- lifetime -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+        _live_models.discard(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._model is None
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
