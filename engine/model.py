@@ -65,6 +65,7 @@ class Model:
         n_gpu_layers: int = 0,
         n_threads: int | None = None,
         n_seq_max: int = 64,
+        flash_attn: bool = False,
         verbose: bool = False,
     ):
         global _verbose_logging
@@ -99,6 +100,9 @@ class Model:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.no_perf = True
+        # Off by default like llama-cpp-python's Llama, so greedy outputs agree with it bit for bit.
+        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
+                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             self.close()

@@ -11,7 +11,7 @@ Definitions shared with reference.py:
 import numpy as np
 from numba import njit
 
-from .select import max_value
+from .select import max_key, order_key
 
 TOP_P_EPS = 1e-6
 SORT_LIMIT = 1024  # candidate sets up to this size are sorted; larger ones are narrowed by radix passes
@@ -19,7 +19,7 @@ HIST_SIZE = 2048  # float32 bits >> 19 of a weight in [0, 1] is at most 0x3F8000
 # (shift, mask) of the three radix levels over a weight's float32 bit pattern (monotone for w >= 0).
 _LEVELS = ((19, 0x7FF), (9, 0x3FF), (0, 0x1FF))
 _FIRST_THRESHOLD = 2.0 ** -10
-_BLOCK = 64
+_BLOCK = 256
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -100,9 +100,11 @@ def draw_in_nucleus(weights, boundary_weight, boundary_id, mass, u):
     cum = 0.0
     last = boundary_id
     n = weights.size
+    bits = weights.view(np.int32)
+    boundary_key = order_key(bits[boundary_id])
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
-        if max_value(weights[start:stop]) < boundary_weight:
+        if max_key(bits, start, stop) < boundary_key:
             continue  # no member in this block (one vectorised max instead of a branch per token)
         for i in range(start, stop):
             w = weights[i]
@@ -139,7 +141,8 @@ def draw_all(weights, total, u):
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _block_sum(weights, start, stop):
+    seg = weights[start:stop]  # index from 0 so the loop vectorises
     s = 0.0
-    for i in range(start, stop):
-        s += weights[i]
+    for i in range(seg.size):
+        s += seg[i]
     return s

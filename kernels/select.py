@@ -1,18 +1,50 @@
 """Argmax and top-k by partial selection (never a sort of the vocabulary). Ties go to the lowest id."""
+import math
+
 import numpy as np
 from numba import njit
 
-_BLOCK = 64
+_BLOCK = 256
 
 
-@njit(cache=True, nogil=True, fastmath=False)
-def max_value(x):
-    """Largest value of x (NaN ignored; -inf when nothing else); pure."""
-    m = -np.inf
-    for i in range(x.size):
-        if x[i] > m:
-            m = x[i]
+@njit(cache=True, nogil=True)
+def order_key(b):
+    """Map float32 bits (as int32) to an int32 whose signed order is the floats' order (NaN excluded)."""
+    return b ^ ((b >> 31) & np.int32(0x7FFFFFFF))
+
+
+@njit(cache=True, nogil=True)
+def key_to_float(key):
+    """Inverse of order_key, returned as a float (exact), computed arithmetically: no array needed."""
+    b = key ^ ((key >> 31) & np.int32(0x7FFFFFFF))
+    sign = -1.0 if b < 0 else 1.0
+    b &= np.int32(0x7FFFFFFF)
+    exponent = b >> 23
+    mantissa = b & np.int32(0x7FFFFF)
+    if exponent == 255:
+        return sign * np.inf if mantissa == 0 else np.nan
+    if exponent == 0:
+        return sign * math.ldexp(mantissa / 8388608.0, -126)
+    return sign * math.ldexp(1.0 + mantissa / 8388608.0, exponent - 127)
+
+
+@njit(cache=True, nogil=True)
+def max_key(bits, start, stop):
+    """Largest order_key over bits[start:stop] (int32 view of float32 data); vectorises, unlike a float max
+    that must respect NaN."""
+    seg = bits[start:stop]  # index from 0: numba then drops the negative-index check that blocks SIMD
+    m = np.int32(-2147483648)
+    for i in range(seg.size):
+        m = max(m, order_key(seg[i]))
     return m
+
+
+@njit(cache=True, nogil=True)
+def max_value(x):
+    """Largest value of float32 x (-inf for an empty x); pure. Logits must not be NaN."""
+    if x.size == 0:
+        return -np.inf
+    return key_to_float(max_key(x.view(np.int32), 0, x.size))
 
 
 @njit(cache=True, nogil=True)
@@ -22,7 +54,7 @@ def argmax(x):
     for i in range(x.size):
         if x[i] == m:
             return i
-    return 0
+    return 0  # unreachable for non-NaN input
 
 
 @njit(cache=True, nogil=True)
@@ -30,15 +62,17 @@ def top_k(x, k, out_ids):
     """Write the ids of the k largest values of x into out_ids[:k], largest first, ties by lowest id.
     Blocks whose maximum cannot enter the current top k are skipped after one vectorised max."""
     k = min(k, x.size)
+    if k <= 0:
+        return 0
     vals = np.full(k, -np.inf, dtype=np.float64)
     filled = 0
     n = x.size
+    bits = x.view(np.int32)
+    kth_key = np.int32(0)
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
-        if filled == k and k > 0:
-            block_max = max_value(x[start:stop])
-            if not block_max > vals[k - 1]:
-                continue
+        if filled == k and k > 0 and max_key(bits, start, stop) <= kth_key:
+            continue
         for i in range(start, stop):
             v = x[i]
             if filled < k:
@@ -55,4 +89,6 @@ def top_k(x, k, out_ids):
                 pos -= 1
             vals[pos] = v
             out_ids[pos] = i
+            if filled == k:
+                kth_key = order_key(bits[out_ids[k - 1]])
     return k
