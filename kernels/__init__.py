@@ -1,4 +1,8 @@
 """Numba sampling kernels over plain NumPy arrays and scalars: no Python objects, no I/O, no llama_cpp."""
+from ._cache import use_source_keyed_cache
+
+use_source_keyed_cache()  # before the kernel modules are imported: their dispatchers read the setting
+
 from .fastexp import exp_scaled
 from .logit_adjust import apply_logit_bias, apply_penalties, record_token
 from .logprobs import log_normalizer, log_softmax, top_logprobs

@@ -79,7 +79,7 @@ def nucleus_boundary(weights, total, top_p, ids_scratch, hist):
             t = ids_scratch[r]
             hist[(bits[t] >> shift) & mask] += weights[t]
         key = mask
-        while key > 0 and mass_before + hist[key] < target:
+        while key > 0 and (hist[key] == 0.0 or mass_before + hist[key] < target):  # skip empty buckets too
             mass_before += hist[key]
             key -= 1
         m = 0
