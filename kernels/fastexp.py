@@ -34,7 +34,7 @@ def exp_scaled(x, shift, scale, out, pow2_bits, pow2):
         f = t - np.float32(k)
         out[i] = _C0 + f * (_C1 + f * (_C2 + f * (_C3 + f * (_C4 + f * _C5))))
         pow2_bits[i] = np.int32(0) if under else (k + np.int32(127)) << 23  # the float 2**k (0 on underflow)
-    total = 0.0
+    total = np.float64(0.0)  # float64 also when interpreted (NumPy 2 keeps float32 + float in float32)
     for i in range(n):
         v = out[i] * pow2[i]
         out[i] = v

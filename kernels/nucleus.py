@@ -24,7 +24,7 @@ _BLOCK = 256
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _mass_at_or_above(weights, threshold):
-    mass = 0.0
+    mass = np.float64(0.0)
     count = 0
     for i in range(weights.size):
         w = weights[i]
@@ -69,7 +69,7 @@ def nucleus_boundary(weights, total, top_p, ids_scratch, hist):
             ids_scratch[n] = i
             n += 1
     bits = weights.view(np.int32)
-    mass_before = 0.0
+    mass_before = np.float64(0.0)
     for level in range(3):
         if n <= SORT_LIMIT:
             return _finish_by_sorting(weights, ids_scratch, n, mass_before, target)
@@ -97,7 +97,7 @@ def nucleus_boundary(weights, total, top_p, ids_scratch, hist):
 def draw_in_nucleus(weights, boundary_weight, boundary_id, mass, u):
     """The member of the nucleus (boundary_weight, boundary_id) where the id-ordered running mass exceeds u*mass."""
     goal = u * mass
-    cum = 0.0
+    cum = np.float64(0.0)
     last = boundary_id
     n = weights.size
     bits = weights.view(np.int32)
@@ -120,7 +120,7 @@ def draw_in_nucleus(weights, boundary_weight, boundary_id, mass, u):
 def draw_all(weights, total, u):
     """The token where the id-ordered running sum of all weights exceeds u*total (top_p = 1)."""
     goal = u * total
-    cum = 0.0
+    cum = np.float64(0.0)
     last = 0
     n = weights.size
     for start in range(0, n, _BLOCK):
@@ -142,7 +142,7 @@ def draw_all(weights, total, u):
 @njit(cache=True, nogil=True, fastmath=True)
 def _block_sum(weights, start, stop):
     seg = weights[start:stop]  # index from 0 so the loop vectorises
-    s = 0.0
+    s = np.float64(0.0)
     for i in range(seg.size):
         s += seg[i]
     return s

@@ -25,7 +25,7 @@ def key_to_float(key):
         return sign * np.inf if mantissa == 0 else np.nan
     if exponent == 0:
         return sign * math.ldexp(mantissa / 8388608.0, -126)
-    return sign * math.ldexp(1.0 + mantissa / 8388608.0, exponent - 127)
+    return sign * math.ldexp(1.0 + mantissa / 8388608.0, int(exponent) - 127)
 
 
 @njit(cache=True, nogil=True)
