@@ -26,7 +26,7 @@ def generate(model: Model, prompt_tokens: list[int], max_tokens: int, temperatur
         logits = model.decode(prompt_tokens, np.arange(n), np.full(n, seq), np.arange(n) == n - 1)
         for step in range(max_tokens):
             token, _, _ = kernels.sample_step(
-                logits[0], ws.work, ws.weights, ws.pow2_bits, ws.pow2, ws.ids_scratch, ws.hist,
+                logits[0], ws.work, ws.weights, ws.ids_scratch, ws.hist,
                 _EMPTY_I32, _EMPTY_F32, _EMPTY_I32, _EMPTY_I32, 0, 0.0, 0.0,
                 float(temperature), 1.0, key, 0, step, -1, top_ids, top_lps)
             if token in model.eog_tokens:

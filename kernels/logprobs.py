@@ -9,18 +9,18 @@ from .select import max_value, top_k
 
 
 @njit(cache=True, nogil=True)
-def log_normalizer(logits, exp_out, pow2_bits, pow2):
-    """log(sum(exp(logits))) computed stably; uses exp_out / pow2_bits, pow2 as scratch."""
+def log_normalizer(logits, exp_out):
+    """log(sum(exp(logits))) computed stably; uses exp_out as scratch."""
     m = max_value(logits)
     if m == -np.inf:
         return -np.inf
-    return m + math.log(exp_scaled(logits, m, 1.0, exp_out, pow2_bits, pow2))
+    return m + math.log(exp_scaled(logits, m, 1.0, exp_out))
 
 
 @njit(cache=True, nogil=True)
-def log_softmax(logits, out, pow2_bits, pow2):
+def log_softmax(logits, out):
     """out[i] = logits[i] - logsumexp(logits) (float32)."""
-    log_z = log_normalizer(logits, out, pow2_bits, pow2)
+    log_z = log_normalizer(logits, out)
     for i in range(logits.size):
         out[i] = logits[i] - log_z
     return log_z

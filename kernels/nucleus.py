@@ -11,6 +11,7 @@ Definitions shared with reference.py:
 import numpy as np
 from numba import njit
 
+from .bits import float_to_int_bits
 from .select import max_key, order_key
 
 TOP_P_EPS = 1e-6
@@ -20,18 +21,50 @@ HIST_SIZE = 2048  # float32 bits >> 19 of a weight in [0, 1] is at most 0x3F8000
 _LEVELS = ((19, 0x7FF), (9, 0x3FF), (0, 0x1FF))
 _FIRST_THRESHOLD = 2.0 ** -10
 _BLOCK = 256
+_SUM_BLOCK = 1024
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _mass_at_or_above(weights, threshold):
-    mass = np.float64(0.0)
+def _block_mass_at_or_above(weights, threshold):
+    mass = np.float32(0.0)
     count = 0
     for i in range(weights.size):
         w = weights[i]
         keep = w >= threshold
-        mass += w if keep else 0.0
+        mass += w if keep else np.float32(0.0)
         count += 1 if keep else 0
     return mass, count
+
+
+@njit(cache=True, nogil=True)
+def _mass_at_or_above(weights, threshold):
+    """(mass, count) of the weights >= threshold: float32 sums over blocks, added in float64."""
+    mass = np.float64(0.0)
+    count = 0
+    thr = np.float32(threshold)
+    for start in range(0, weights.size, _SUM_BLOCK):
+        m, c = _block_mass_at_or_above(weights[start:start + _SUM_BLOCK], thr)
+        mass += m
+        count += c
+    return mass, count
+
+
+@njit(cache=True, nogil=True)
+def _gather_at_or_above(weights, threshold, ids_out):
+    """Write the ids of weights >= threshold into ids_out (ascending); blocks without one are skipped after a
+    vectorised max of their bit patterns (non-negative floats order like their int32 bits)."""
+    bits = weights.view(np.int32)
+    thr_bits = float_to_int_bits(threshold)
+    n = 0
+    for start in range(0, weights.size, _BLOCK):
+        stop = min(start + _BLOCK, weights.size)
+        if max_key(bits, start, stop) < thr_bits:
+            continue
+        for i in range(start, stop):
+            if weights[i] >= threshold:
+                ids_out[n] = i
+                n += 1
+    return n
 
 
 @njit(cache=True, nogil=True)
@@ -63,11 +96,7 @@ def nucleus_boundary(weights, total, top_p, ids_scratch, hist):
         if mass >= target or threshold < 1e-38:
             break
         threshold *= _FIRST_THRESHOLD
-    n = 0
-    for i in range(weights.size):
-        if weights[i] >= threshold:
-            ids_scratch[n] = i
-            n += 1
+    n = _gather_at_or_above(weights, np.float32(threshold), ids_scratch)
     bits = weights.view(np.int32)
     mass_before = np.float64(0.0)
     for level in range(3):

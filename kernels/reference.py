@@ -60,11 +60,12 @@ def weights(x, temperature: float):
     return np.exp((x64 - x64.max()) / temperature)
 
 
-def nucleus_mask(w, top_p: float):
-    """Boolean mask of the nucleus of weights w: shortest (weight desc, id asc) prefix reaching the target."""
+def nucleus_mask(w, top_p: float, total: float | None = None):
+    """Boolean mask of the nucleus of weights w: shortest (weight desc, id asc) prefix reaching the target.
+    `total` defaults to the exact sum of w (the kernel passes its own float32-block sum)."""
     order = np.lexsort((np.arange(w.size), -w))
     cum = np.cumsum(w[order])
-    target = (top_p - TOP_P_EPS) * w.sum()
+    target = (top_p - TOP_P_EPS) * (w.sum() if total is None else total)
     last = min(int(np.searchsorted(cum, target, side="left")), w.size - 1)
     mask = np.zeros(w.size, bool)
     mask[order[: last + 1]] = True

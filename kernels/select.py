@@ -1,8 +1,8 @@
 """Argmax and top-k by partial selection (never a sort of the vocabulary). Ties go to the lowest id."""
-import math
-
 import numpy as np
 from numba import njit
+
+from .bits import int_bits_to_float
 
 _BLOCK = 256
 
@@ -15,17 +15,8 @@ def order_key(b):
 
 @njit(cache=True, nogil=True)
 def key_to_float(key):
-    """Inverse of order_key, returned as a float (exact), computed arithmetically: no array needed."""
-    b = key ^ ((key >> 31) & np.int32(0x7FFFFFFF))
-    sign = -1.0 if b < 0 else 1.0
-    b &= np.int32(0x7FFFFFFF)
-    exponent = b >> 23
-    mantissa = b & np.int32(0x7FFFFF)
-    if exponent == 255:
-        return sign * np.inf if mantissa == 0 else np.nan
-    if exponent == 0:
-        return sign * math.ldexp(mantissa / 8388608.0, -126)
-    return sign * math.ldexp(1.0 + mantissa / 8388608.0, int(exponent) - 127)
+    """Inverse of order_key, as the float32 itself."""
+    return int_bits_to_float(key ^ ((key >> 31) & np.int32(0x7FFFFFFF)))
 
 
 @njit(cache=True, nogil=True)

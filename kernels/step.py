@@ -22,13 +22,13 @@ from .select import argmax, max_value
 
 
 @njit(cache=True, nogil=True)
-def _choose(x, temperature, top_p, seed, choice, step, weights, pow2_bits, pow2, ids_scratch, hist):
+def _choose(x, temperature, top_p, seed, choice, step, weights, ids_scratch, hist):
     if temperature == 0.0:
         return argmax(x)
     m = max_value(x)
     if m == -np.inf:
         return argmax(x)
-    total = exp_scaled(x, m, 1.0 / temperature, weights, pow2_bits, pow2)
+    total = exp_scaled(x, m, 1.0 / temperature, weights)
     u = uniform(seed, choice, step)
     if top_p >= 1.0:
         return draw_all(weights, total, u)
@@ -37,19 +37,19 @@ def _choose(x, temperature, top_p, seed, choice, step, weights, pow2_bits, pow2,
 
 
 @njit(cache=True, nogil=True)
-def sample_step(raw, work, weights, pow2_bits, pow2, ids_scratch, hist,
+def sample_step(raw, work, weights, ids_scratch, hist,
                 bias_ids, bias_values, counts, occurred, n_occurred, frequency, presence,
                 temperature, top_p, seed, choice, step, n_top, top_ids, top_lps):
     """Sample one token from the raw logits row `raw` (float32, may be read-only; never written).
 
-    Scratch (vocab-sized, overwritten): work, weights (float32), pow2_bits (int32) and pow2 (its float32 view),
+    Scratch (vocab-sized, overwritten): work, weights (float32),
     ids_scratch (int32); hist (float64, nucleus.HIST_SIZE). When n_top >= 0, top_ids[:n_top] and
     top_lps[:n_top] receive the raw top-k. When counts is non-empty, counts/occurred are updated with the
     token. Returns (token, raw logprob of the token or NaN when n_top < 0, new n_occurred).
     """
     log_z = np.nan
     if n_top >= 0:
-        log_z = log_normalizer(raw, weights, pow2_bits, pow2)
+        log_z = log_normalizer(raw, weights)
         top_logprobs(raw, log_z, n_top, top_ids, top_lps)
     penalize = counts.size > 0
     if bias_ids.size > 0 or (penalize and n_occurred > 0):
@@ -57,9 +57,9 @@ def sample_step(raw, work, weights, pow2_bits, pow2, ids_scratch, hist,
         apply_logit_bias(work, bias_ids, bias_values)
         if penalize:
             apply_penalties(work, counts, occurred, n_occurred, frequency, presence)
-        token = _choose(work, temperature, top_p, seed, choice, step, weights, pow2_bits, pow2, ids_scratch, hist)
+        token = _choose(work, temperature, top_p, seed, choice, step, weights, ids_scratch, hist)
     else:
-        token = _choose(raw, temperature, top_p, seed, choice, step, weights, pow2_bits, pow2, ids_scratch, hist)
+        token = _choose(raw, temperature, top_p, seed, choice, step, weights, ids_scratch, hist)
     if penalize:
         n_occurred = record_token(token, counts, occurred, n_occurred)
     token_logprob = raw[token] - log_z if n_top >= 0 else math.nan

@@ -11,7 +11,5 @@ class Workspace:
         self.n_vocab = n_vocab
         self.work = np.empty(n_vocab, np.float32)
         self.weights = np.empty(n_vocab, np.float32)
-        self.pow2_bits = np.empty(n_vocab, np.int32)
-        self.pow2 = self.pow2_bits.view(np.float32)
         self.ids_scratch = np.empty(n_vocab, np.int32)
         self.hist = np.zeros(HIST_SIZE, np.float64)

@@ -40,7 +40,7 @@ def _draws(raw, s):
     hits = np.zeros(v, np.int64)
     for i in range(N_DRAWS):
         c = counts.copy()  # the step records its token; keep the penalty state fixed across draws
-        token, _, _ = kernels.sample_step(raw, ws.work, ws.weights, ws.pow2_bits, ws.pow2, ws.ids_scratch,
+        token, _, _ = kernels.sample_step(raw, ws.work, ws.weights, ws.ids_scratch,
                                           ws.hist, bias_ids, bias_vals, c, occurred.copy(), nz.size, 0.6, 0.4,
                                           s["temperature"], s["top_p"], seed, 0, i, -1, top_ids, top_lps)
         hits[token] += 1
