@@ -52,7 +52,7 @@ class OurStep:
         self.occurred[: nz.size] = nz
         self.n_occ = nz.size
         self.ws = kernels.Workspace(v)
-        self.top_ids, self.top_lps = np.zeros(5, np.int32), np.zeros(5, np.float32)
+        self.top_ids, self.top_lps = np.zeros(5, np.int32), np.zeros(5, np.float64)
         self.seed = kernels.seed_to_u64(7)
         self.step_no = 0
 

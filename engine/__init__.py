@@ -1,1 +1,18 @@
-"""The sampling engine: OpenAI Completions on local GGUF models."""
+"""The sampling engine: OpenAI Completions on local GGUF models.
+
+`from engine import Engine, CompletionError`. Engine is imported lazily so that light commands
+(`sampling-engine models`) do not load llama.cpp.
+"""
+__version__ = "0.1.0"
+
+from .errors import CompletionError  # noqa: E402
+
+__all__ = ["Engine", "CompletionError", "__version__"]
+
+
+def __getattr__(name):
+    if name == "Engine":
+        from .api import Engine
+
+        return Engine
+    raise AttributeError(name)

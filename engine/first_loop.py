@@ -19,7 +19,7 @@ def generate(model: Model, prompt_tokens: list[int], max_tokens: int, temperatur
     """Yield generated token ids until max_tokens or an end-of-generation token (not yielded)."""
     ws = kernels.Workspace(model.n_vocab)
     key = kernels.seed_to_u64(seed)
-    top_ids, top_lps = np.zeros(1, np.int32), np.zeros(1, np.float32)
+    top_ids, top_lps = np.zeros(1, np.int32), np.zeros(1, np.float64)
     model.seq_remove(seq)
     try:
         n = len(prompt_tokens)

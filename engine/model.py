@@ -164,6 +164,16 @@ class Model:
             self._piece_cache[token] = piece
         return piece
 
+    def token_name_bytes(self, token: int) -> bytes:
+        """Like token_bytes, but a control token that renders empty is spelled by name ("<|endoftext|>"),
+        so logprob keys of distinct special tokens stay distinct and readable."""
+        piece = self.token_bytes(token)
+        if piece:
+            return piece
+        buf = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:max(n, 0)]
+
     def detokenize(self, tokens) -> bytes:
         return b"".join(self.token_bytes(t) for t in tokens)
 

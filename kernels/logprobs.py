@@ -28,7 +28,8 @@ def log_softmax(logits, out):
 
 @njit(cache=True, nogil=True)
 def top_logprobs(logits, log_z, k, out_ids, out_logprobs):
-    """The k most likely tokens of the raw distribution: ids into out_ids[:k], logprobs into out_logprobs[:k]."""
+    """The k most likely tokens of the raw distribution: ids into out_ids[:k], logprobs (float64, like the
+    sampled token's) into out_logprobs[:k]."""
     k = top_k(logits, k, out_ids)
     for i in range(k):
         out_logprobs[i] = logits[out_ids[i]] - log_z

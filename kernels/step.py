@@ -44,7 +44,7 @@ def sample_step(raw, work, weights, ids_scratch, hist,
 
     Scratch (vocab-sized, overwritten): work, weights (float32),
     ids_scratch (int32); hist (float64, nucleus.HIST_SIZE). When n_top >= 0, top_ids[:n_top] and
-    top_lps[:n_top] receive the raw top-k. When counts is non-empty, counts/occurred are updated with the
+    top_lps[:n_top] (float64) receive the raw top-k. When counts is non-empty, counts/occurred are updated with the
     token. Returns (token, raw logprob of the token or NaN when n_top < 0, new n_occurred).
     """
     log_z = np.nan

@@ -35,7 +35,7 @@ def _draws(raw, s):
     occurred = np.zeros(v, np.int32)
     nz = np.flatnonzero(counts)
     occurred[: nz.size] = nz
-    top_ids, top_lps = np.zeros(1, np.int32), np.zeros(1, np.float32)
+    top_ids, top_lps = np.zeros(1, np.int32), np.zeros(1, np.float64)
     seed = kernels.seed_to_u64(20261126)
     hits = np.zeros(v, np.int64)
     for i in range(N_DRAWS):

@@ -1,0 +1,182 @@
+"""The decoder loop: prefill -> per-step sampling of every live choice in one llama_decode -> finish.
+
+No JSON here: it advances ChoiceStates and records prompt logprobs; completion.py builds responses.
+Choices run in waves that fit the context's KV cells and sequence slots; each choice's draws depend only
+on (seed, candidate, step), so waves and batch composition never change a result.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import kernels
+
+from .choice import ChoiceState
+from .detok import token_offsets
+from .logprobs import TokenRecord
+from .model import Model
+from .prompts import PromptInput
+from .sampler import ChoiceSampler
+
+PREFILL_CHUNK = 256  # prompt tokens per llama_decode when every position's logits are needed (echo logprobs)
+
+
+@dataclass
+class Candidate:
+    prompt: PromptInput
+    state: ChoiceState
+    sampler: ChoiceSampler
+    seq: int = -1
+    pos: int = 0  # position of `last` in the sequence
+    last: int = -1  # the most recent sampled token, to be decoded next
+
+
+@dataclass
+class PromptWork:
+    prompt: PromptInput
+    candidates: list[Candidate]
+    want_logprobs: int | None  # echo with logprobs: top-k for the prompt's own tokens
+    records: list[TokenRecord] | None = field(default=None)  # filled on first prefill
+
+
+def plan_waves(work: list[PromptWork], n_ctx: int, n_seq_max: int) -> list[list[tuple[PromptWork, list[Candidate]]]]:
+    """Group candidates so that each wave's prompts plus generated tokens fit the KV cache and seq slots.
+    (A prompt's cells are shared by its candidates in a wave; each candidate adds its own max_new.)"""
+    waves, current, cells, seqs = [], [], 0, 0
+    for w in work:
+        group: list[Candidate] = []
+        for c in w.candidates:
+            need = c.state.max_new + (0 if group else len(w.prompt.tokens))
+            if (current or group) and (cells + need > n_ctx or seqs + 1 > n_seq_max):
+                if group:
+                    current.append((w, group))
+                waves.append(current)
+                current, group, cells, seqs = [], [], 0, 0
+                need = c.state.max_new + len(w.prompt.tokens)
+            group.append(c)
+            cells += need
+            seqs += 1
+        if group:
+            current.append((w, group))
+    if current:
+        waves.append(current)
+    return waves
+
+
+class Decoder:
+    def __init__(self, model: Model, workspace: kernels.Workspace):
+        self.model = model
+        self.ws = workspace
+        self._top_ids = np.zeros(5, np.int32)
+        self._top_lps = np.zeros(5, np.float64)
+
+    def run(self, work: list[PromptWork]) -> Iterator[None]:
+        """Advance every candidate to its finish; yields after each prefill and each decode step."""
+        for wave in plan_waves(work, self.model.n_ctx, self.model.n_seq_max):
+            yield from self._run_wave(wave)
+
+    # ---- one wave ---------------------------------------------------------------------------------
+
+    def _run_wave(self, wave) -> Iterator[None]:
+        model = self.model
+        next_seq = 0
+        used: list[int] = []
+        try:
+            for w, group in wave:
+                for c in group:
+                    c.seq = next_seq
+                    next_seq += 1
+                    used.append(c.seq)
+                self._prefill(w, group)
+                yield
+            live = [c for _, group in wave for c in group if not c.state.finished]
+            self._release_finished(wave)
+            while live:
+                rows = model.decode([c.last for c in live], [c.pos for c in live], [c.seq for c in live],
+                                    np.ones(len(live), bool))
+                for i, c in enumerate(live):
+                    self._sample(c, rows[i])
+                    c.pos += 1
+                live = [c for c in live if not c.state.finished]
+                self._release_finished(wave)
+                yield
+        finally:
+            for seq in used:  # nothing of this request stays in the KV cache, even on error or early close
+                model.seq_remove(seq)
+
+    def _release_finished(self, wave) -> None:
+        for _, group in wave:
+            for c in group:
+                if c.state.finished and c.seq >= 0:
+                    self.model.seq_remove(c.seq)
+
+    def _prefill(self, w: PromptWork, group: list[Candidate]) -> None:
+        """Evaluate the prompt once (into the first candidate's sequence), score its tokens when echo asks,
+        sample every candidate's first token from the last row, then share the prompt's KV cells."""
+        model = self.model
+        tokens = w.prompt.tokens
+        n = len(tokens)
+        seq = group[0].seq
+        model.seq_remove(seq)
+        score = w.want_logprobs is not None and w.records is None
+        records: list[tuple[int, tuple]] = []  # (position of the scored token, score)
+        # Rows needed: position i-1 scores the prompt token at i (echo), and n-1 gives the first new token.
+        lo = max(w.prompt.echo_start - 1, 0) if score else n - 1
+        hi = w.prompt.echo_end - 1 if score else n - 1
+        chunk = PREFILL_CHUNK if score else n
+        last_row = None
+        for a in range(0, n, chunk):
+            b = min(a + chunk, n)
+            pos = np.arange(a, b)
+            flags = ((pos >= lo) & (pos < hi)) | (pos == n - 1)
+            rows = model.decode(tokens[a:b], pos, np.full(b - a, seq), flags)
+            for r, p in enumerate(pos[flags]):
+                if score and lo <= p < hi:
+                    records.append((p + 1, self._score(rows[r], tokens[p + 1], w.want_logprobs)))
+                if p == n - 1:
+                    last_row = rows[r]
+            if b == n:
+                self._first_tokens(group, last_row)
+        if score:
+            w.records = self._prompt_records(w, records)
+        for c in group[1:]:
+            if not c.state.finished:
+                model.seq_copy(seq, c.seq)
+
+    def _first_tokens(self, group: list[Candidate], row) -> None:
+        n = len(group[0].prompt.tokens)
+        for c in group:
+            c.pos = n
+            if c.state.max_new == 0:
+                c.state.finish_without_tokens()
+            else:
+                self._sample(c, row)
+
+    def _sample(self, c: Candidate, row) -> None:
+        token, logprob = c.sampler.sample(row, self.ws)
+        k = c.sampler.plan.n_top
+        top = (c.sampler.top_ids[:k], c.sampler.top_lps[:k]) if k >= 0 else (None, None)
+        c.state.push(token, self.model.token_bytes(token), token in self.model.eog_tokens, logprob, *top)
+        c.last = token
+
+    def _score(self, row, token: int, k: int) -> tuple[int, float, np.ndarray, np.ndarray]:
+        """Raw logprob of `token` under `row`, plus the row's top-k (echo logprobs of the prompt)."""
+        log_z = kernels.log_normalizer(row, self.ws.weights)
+        kernels.top_logprobs(row, log_z, k, self._top_ids, self._top_lps)
+        return token, float(row[token] - log_z), self._top_ids[:k].copy(), self._top_lps[:k].copy()
+
+    def _prompt_records(self, w: PromptWork, scored: list[tuple[int, tuple]]) -> list[TokenRecord]:
+        p = w.prompt
+        own = p.tokens[p.echo_start:p.echo_end]
+        offsets, _ = token_offsets([self.model.token_bytes(t) for t in own])
+        by_position = dict(scored)
+        records = []
+        for i, t in enumerate(own):
+            s = by_position.get(p.echo_start + i)
+            if s is None:  # nothing precedes the first token of the context: no logprob
+                records.append(TokenRecord(t, None, None, None, offsets[i]))
+            else:
+                records.append(TokenRecord(t, s[1], s[2], s[3], offsets[i]))
+        return records
