@@ -33,7 +33,7 @@ class Engine:
     """
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_gpu_layers: int = 0,
-                 n_threads: int | None = None, n_seq_max: int = 64, flash_attn: bool = False,
+                 n_threads: int | None = None, n_seq_max: int = 4, flash_attn: bool = False,
                  verbose: bool = False, aliases: tuple[str, ...] = ()):
         self.model_id, path = resolve_model_path(model, quiet=not verbose)
         self.model = Model(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,

@@ -1,8 +1,9 @@
 """The decoder loop: prefill -> per-step sampling of every live choice in one llama_decode -> finish.
 
 No JSON here: it advances ChoiceStates and records prompt logprobs; completion.py builds responses.
-Choices run in waves that fit the context's KV cells and sequence slots; each choice's draws depend only
-on (seed, candidate, step), so waves and batch composition never change a result.
+Choices run in waves of at most n_seq_max sequences. Each sequence has its own KV stream, so its logits do
+not depend on what else is in the batch, and its draws depend only on (seed, candidate, step): waves and
+batch composition never change a result.
 """
 from __future__ import annotations
 
@@ -41,23 +42,20 @@ class PromptWork:
     records: list[TokenRecord] | None = field(default=None)  # filled on first prefill
 
 
-def plan_waves(work: list[PromptWork], n_ctx: int, n_seq_max: int) -> list[list[tuple[PromptWork, list[Candidate]]]]:
-    """Group candidates so that each wave's prompts plus generated tokens fit the KV cache and seq slots.
-    (A prompt's cells are shared by its candidates in a wave; each candidate adds its own max_new.)"""
-    waves, current, cells, seqs = [], [], 0, 0
+def plan_waves(work: list[PromptWork], n_seq_max: int) -> list[list[tuple[PromptWork, list[Candidate]]]]:
+    """Group candidates (prompt-major) into waves of at most n_seq_max sequences. Each sequence has a KV
+    stream of its own, and validation already made every prompt + max_tokens fit one."""
+    waves, current, size = [], [], 0
     for w in work:
         group: list[Candidate] = []
         for c in w.candidates:
-            need = c.state.max_new + (0 if group else len(w.prompt.tokens))
-            if (current or group) and (cells + need > n_ctx or seqs + 1 > n_seq_max):
+            if size == n_seq_max:
                 if group:
                     current.append((w, group))
                 waves.append(current)
-                current, group, cells, seqs = [], [], 0, 0
-                need = c.state.max_new + len(w.prompt.tokens)
+                current, group, size = [], [], 0
             group.append(c)
-            cells += need
-            seqs += 1
+            size += 1
         if group:
             current.append((w, group))
     if current:
@@ -74,7 +72,9 @@ class Decoder:
 
     def run(self, work: list[PromptWork]) -> Iterator[None]:
         """Advance every candidate to its finish; yields after each prefill and each decode step."""
-        for wave in plan_waves(work, self.model.n_ctx, self.model.n_seq_max):
+        # Start from an empty cache: identical cell layouts make a request's logits reproducible bit for bit.
+        self.model.clear()
+        for wave in plan_waves(work, self.model.n_seq_max):
             yield from self._run_wave(wave)
 
     # ---- one wave ---------------------------------------------------------------------------------

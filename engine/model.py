@@ -56,7 +56,14 @@ class FimTokens:
 
 
 class Model:
-    """A loaded GGUF model plus one llama.cpp context that holds up to `n_seq_max` KV sequences."""
+    """A loaded GGUF model plus one llama.cpp context holding up to `n_seq_max` KV sequences of `n_ctx`
+    tokens each.
+
+    Each sequence has its own KV stream (llama.cpp's non-unified cache): a sequence's logits are then
+    bit-identical whether it is decoded alone or batched with others, which is what lets n > 1 share
+    llama_decode calls without changing any choice. (With one unified cache, batching sequences changed
+    logits by up to 1.1 here.) Memory: n_seq_max * n_ctx KV cells.
+    """
 
     def __init__(
         self,
@@ -64,7 +71,7 @@ class Model:
         n_ctx: int | None = None,
         n_gpu_layers: int = 0,
         n_threads: int | None = None,
-        n_seq_max: int = 64,
+        n_seq_max: int = 4,
         flash_attn: bool = False,
         verbose: bool = False,
     ):
@@ -90,13 +97,14 @@ class Model:
 
         threads = n_threads or max(1, os.cpu_count() or 1)
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = n_ctx or min(self.n_ctx_train, 8192)
-        # One logical batch may hold a whole context (prefill + echo logits in one call); llama.cpp
-        # splits it into micro-batches of n_ubatch itself and keeps every requested output row.
-        cparams.n_batch = cparams.n_ctx
-        cparams.n_ubatch = min(512, cparams.n_ctx)
+        per_seq = n_ctx or min(self.n_ctx_train, 4096)
+        cparams.n_ctx = per_seq * n_seq_max
+        # One logical batch may hold a whole sequence (prefill in one call); llama.cpp splits it into
+        # micro-batches of n_ubatch itself and keeps every requested output row.
+        cparams.n_batch = max(per_seq, n_seq_max)
+        cparams.n_ubatch = min(512, cparams.n_batch)
         cparams.n_seq_max = n_seq_max
-        cparams.kv_unified = True  # sequences share all n_ctx cells; copied prompts share cells
+        cparams.kv_unified = False
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.no_perf = True
@@ -106,9 +114,10 @@ class Model:
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             self.close()
-            raise RuntimeError(f"llama.cpp could not create a context of {cparams.n_ctx} tokens")
-        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+            raise RuntimeError(f"llama.cpp could not create a context of {n_seq_max} x {per_seq} tokens")
+        self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # per sequence
         self.n_seq_max = n_seq_max
+        self._n_batch = cparams.n_batch
         self._memory = llama_cpp.llama_get_memory(self._ctx)
 
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
@@ -208,8 +217,8 @@ class Model:
         n = len(tokens)
         if n == 0:
             return np.empty((0, self.n_vocab), np.float32)
-        if n > self.n_ctx:
-            raise ValueError(f"batch of {n} tokens exceeds the context ({self.n_ctx})")
+        if n > self._n_batch:
+            raise ValueError(f"batch of {n} tokens exceeds the batch size ({self._n_batch})")
         if n > self._batch_capacity:
             self._grow_batch(max(n, 2 * self._batch_capacity))
         self._b_token[:n] = tokens

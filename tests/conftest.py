@@ -20,9 +20,31 @@ def model_path():
 
 
 @pytest.fixture(scope="session")
-def model(model_path):
-    from engine.model import Model
+def engine(model_path):
+    from engine import Engine
 
-    m = Model(model_path, n_ctx=4096)
-    yield m
-    m.close()
+    e = Engine(load_registry()[0], n_ctx=4096)  # by registry name (model_path checked it is present)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="session")
+def model(engine):
+    return engine.model
+
+
+@pytest.fixture
+def complete(engine):
+    """engine.create_completion that also checks no KV-cache sequence is left behind afterwards."""
+    def run(**request):
+        result = engine.create_completion(**request)
+        if request.get("stream"):
+            result = list(result)
+        assert_no_sequences(engine.model)
+        return result
+    return run
+
+
+def assert_no_sequences(model):
+    leaked = [s for s in range(model.n_seq_max) if model.seq_pos_max(s) >= 0]
+    assert not leaked, f"KV-cache sequences left behind: {leaked}"
