@@ -33,6 +33,7 @@ class ChoiceState:
     stop_at: int | None = None  # where a stop string starts, in completion characters
     _sent_chars: int = 0
     _sent_records: int = 0
+    _sent_finish: bool = False
 
     @property
     def finished(self) -> bool:
@@ -85,7 +86,10 @@ class ChoiceState:
     def take_delta(self) -> Delta | None:
         """What can be streamed now: text that can no longer become a stop string (all of it once finished)
         and the records of tokens starting inside it; None when there is nothing new."""
+        if self._sent_finish:
+            return None
         if self.finished:
+            self._sent_finish = True
             text = self.final_text()
             records = self.final_records()
             release = len(text)
