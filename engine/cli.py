@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import codecs
 import sys
 import time
 
@@ -10,28 +9,31 @@ from .errors import CompletionError
 
 
 def _cmd_complete(args) -> int:
-    from .first_loop import generate
-    from .loader import load_model
+    from .api import Engine
 
     t0 = time.perf_counter()
-    model_id, model = load_model(args.model, n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers,
-                                 n_threads=args.n_threads, verbose=args.verbose)
+    engine = Engine(args.model, n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads,
+                    verbose=args.verbose)
     load_s = time.perf_counter() - t0
-    with model:
-        prompt = model.tokenize(args.prompt)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with engine:
+        request = dict(prompt=args.prompt, max_tokens=args.max_tokens, temperature=args.temperature,
+                       top_p=args.top_p, seed=args.seed, stream=True, stream_options={"include_usage": True})
+        if args.stop:
+            request["stop"] = args.stop
         sys.stdout.write(args.prompt)
         sys.stdout.flush()
         t1 = time.perf_counter()
-        n = 0
-        for token in generate(model, prompt, args.max_tokens, args.temperature, args.seed):
-            n += 1
-            sys.stdout.write(decoder.decode(model.token_bytes(token)))
-            sys.stdout.flush()
-        sys.stdout.write(decoder.decode(b"", final=True) + "\n")
+        usage = {}
+        for chunk in engine.create_completion(**request):
+            for choice in chunk["choices"]:
+                sys.stdout.write(choice["text"])
+                sys.stdout.flush()
+            usage = chunk.get("usage") or usage
+        sys.stdout.write("\n")
         gen_s = time.perf_counter() - t1
-    print(f"[{model_id}] {n} tokens in {gen_s:.2f} s, {n / gen_s if gen_s else 0:.1f} tok/s "
-          f"(prompt {len(prompt)} tokens, load {load_s:.2f} s)", file=sys.stderr)
+    n = usage.get("completion_tokens", 0)
+    print(f"[{engine.model_id}] {n} tokens in {gen_s:.2f} s, {n / gen_s if gen_s else 0:.1f} tok/s "
+          f"(prompt {usage.get('prompt_tokens', 0)} tokens, load {load_s:.2f} s)", file=sys.stderr)
     return 0
 
 
@@ -62,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, help="registry name or path to a .gguf file")
     c.add_argument("--max-tokens", type=int, default=64)
     c.add_argument("--temperature", type=float, default=0.0)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--top-p", type=float, default=1.0)
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--stop", action="append", help="stop string (repeatable, up to 4)")
     c.add_argument("--n-ctx", type=int, default=None)
     c.add_argument("--n-gpu-layers", type=int, default=0)
     c.add_argument("--n-threads", type=int, default=None)
