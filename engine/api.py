@@ -34,13 +34,13 @@ class Engine:
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_gpu_layers: int = 0,
                  n_threads: int | None = None, n_seq_max: int = 4, flash_attn: bool = False,
-                 verbose: bool = False, aliases: tuple[str, ...] = ()):
+                 verbose: bool = False, aliases: tuple[str, ...] = (), prefix_cache: bool = True):
         self.model_id, path = resolve_model_path(model, quiet=not verbose)
         self.model = Model(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
                            n_seq_max=n_seq_max, flash_attn=flash_attn, verbose=verbose)
         self.aliases = frozenset({self.model_id, str(path), path.name, *aliases})
         self.workspace = kernels.Workspace(self.model.n_vocab)
-        self.decoder = Decoder(self.model, self.workspace)
+        self.decoder = Decoder(self.model, self.workspace, prefix_cache=prefix_cache)
         self.formatter = LogprobFormatter(self.model.token_name_bytes)
         self.system_fingerprint = self._fingerprint(path, n_gpu_layers)
         self._lock = threading.Lock()

@@ -63,17 +63,33 @@ def plan_waves(work: list[PromptWork], n_seq_max: int) -> list[list[tuple[Prompt
     return waves
 
 
+def _common_prefix(a: list[int], b) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 class Decoder:
-    def __init__(self, model: Model, workspace: kernels.Workspace):
+    """Runs requests on a model. With prefix_cache, sequence 0 keeps the KV cells of the last tokens it
+    evaluated (a prompt and what its first choice generated) and the next prompt evaluates only what
+    differs from them: logits are the same as a cold run because a row does not depend on the batch."""
+
+    def __init__(self, model: Model, workspace: kernels.Workspace, prefix_cache: bool = True):
         self.model = model
         self.ws = workspace
+        self.prefix_cache = prefix_cache
+        self.cached: list[int] = []  # tokens whose KV cells sequence 0 holds, at positions 0..len-1
         self._top_ids = np.zeros(5, np.int32)
         self._top_lps = np.zeros(5, np.float64)
 
     def run(self, work: list[PromptWork]) -> Iterator[None]:
         """Advance every candidate to its finish; yields after each prefill and each decode step."""
-        # Start from an empty cache: identical cell layouts make a request's logits reproducible bit for bit.
-        self.model.clear()
+        for seq in range(1, self.model.n_seq_max):  # only sequence 0 may carry anything between requests
+            self.model.seq_remove(seq)
+        if self.model.seq_pos_max(0) != len(self.cached) - 1:  # someone used the model directly
+            self.forget()
         for wave in plan_waves(work, self.model.n_seq_max):
             yield from self._run_wave(wave)
 
@@ -89,28 +105,84 @@ class Decoder:
                     c.seq = next_seq
                     next_seq += 1
                     used.append(c.seq)
-                self._prefill(w, group)
+            if len(wave) > 1 and self._fits_one_batch(wave):
+                self._prefill_together(wave)
                 yield
+            else:
+                for w, group in wave:
+                    self._prefill(w, group)
+                    yield
             live = [c for _, group in wave for c in group if not c.state.finished]
             self._release_finished(wave)
             while live:
                 rows = model.decode([c.last for c in live], [c.pos for c in live], [c.seq for c in live],
                                     np.ones(len(live), bool))
                 for i, c in enumerate(live):
+                    if c.seq == 0:
+                        self.cached.append(c.last)
                     self._sample(c, rows[i])
                     c.pos += 1
                 live = [c for c in live if not c.state.finished]
                 self._release_finished(wave)
                 yield
+        except BaseException:
+            self.forget()  # an interrupted decode may leave sequence 0 out of step with `cached`
+            raise
         finally:
             for seq in used:  # nothing of this request stays in the KV cache, even on error or early close
-                model.seq_remove(seq)
+                if seq != 0 or not self.prefix_cache:
+                    model.seq_remove(seq)
+            if not self.prefix_cache:
+                self.cached = []
+
+    def forget(self) -> None:
+        """Drop the cached prefix."""
+        self.model.seq_remove(0)
+        self.cached = []
 
     def _release_finished(self, wave) -> None:
         for _, group in wave:
             for c in group:
-                if c.state.finished and c.seq >= 0:
+                if c.state.finished and c.seq > 0:
                     self.model.seq_remove(c.seq)
+                    c.seq = -1
+
+    def _fits_one_batch(self, wave) -> bool:
+        return (not any(w.want_logprobs is not None and w.records is None for w, _ in wave)
+                and sum(len(w.prompt.tokens) for w, _ in wave) <= self.model.n_batch)
+
+    def _prefill_together(self, wave) -> None:
+        """Several prompts (no echo scoring) in one llama_decode, each into its first candidate's sequence."""
+        tokens, positions, seqs, flags = [], [], [], []
+        for w, group in wave:
+            t = w.prompt.tokens
+            start = self._claim(group[0].seq, t, score=False)
+            tokens.extend(t[start:])
+            positions.extend(range(start, len(t)))
+            seqs.extend([group[0].seq] * (len(t) - start))
+            flags.extend([False] * (len(t) - start - 1) + [True])
+        rows = self.model.decode(tokens, positions, seqs, flags)
+        for k, (w, group) in enumerate(wave):
+            self._first_tokens(group, rows[k])
+        for w, group in wave:
+            self._share_prompt(group)
+
+    def _claim(self, seq: int, tokens, score: bool) -> int:
+        """Prepare `seq` for `tokens`; return how many leading tokens are already in its KV cells."""
+        start = 0
+        if seq == 0 and self.prefix_cache and not score:  # reuse the cached prefix; keep >= 1 token to decode
+            start = min(_common_prefix(self.cached, tokens), len(tokens) - 1)
+            self.model.seq_remove(0, start, -1)
+        else:
+            self.model.seq_remove(seq)
+        if seq == 0:
+            self.cached = list(tokens)
+        return start
+
+    def _share_prompt(self, group: list[Candidate]) -> None:
+        for c in group[1:]:
+            if not c.state.finished:
+                self.model.seq_copy(group[0].seq, c.seq)
 
     def _prefill(self, w: PromptWork, group: list[Candidate]) -> None:
         """Evaluate the prompt once (into the first candidate's sequence), score its tokens when echo asks,
@@ -119,15 +191,15 @@ class Decoder:
         tokens = w.prompt.tokens
         n = len(tokens)
         seq = group[0].seq
-        model.seq_remove(seq)
         score = w.want_logprobs is not None and w.records is None
+        start = self._claim(seq, tokens, score)
         records: list[tuple[int, tuple]] = []  # (position of the scored token, score)
         # Rows needed: position i-1 scores the prompt token at i (echo), and n-1 gives the first new token.
         lo = max(w.prompt.echo_start - 1, 0) if score else n - 1
         hi = w.prompt.echo_end - 1 if score else n - 1
         chunk = PREFILL_CHUNK if score else n
         last_row = None
-        for a in range(0, n, chunk):
+        for a in range(start, n, chunk):
             b = min(a + chunk, n)
             pos = np.arange(a, b)
             flags = ((pos >= lo) & (pos < hi)) | (pos == n - 1)
@@ -141,9 +213,7 @@ class Decoder:
                 self._first_tokens(group, last_row)
         if score:
             w.records = self._prompt_records(w, records)
-        for c in group[1:]:
-            if not c.state.finished:
-                model.seq_copy(seq, c.seq)
+        self._share_prompt(group)
 
     def _first_tokens(self, group: list[Candidate], row) -> None:
         n = len(group[0].prompt.tokens)

@@ -117,7 +117,7 @@ class Model:
             raise RuntimeError(f"llama.cpp could not create a context of {n_seq_max} x {per_seq} tokens")
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # per sequence
         self.n_seq_max = n_seq_max
-        self._n_batch = cparams.n_batch
+        self.n_batch = cparams.n_batch
         self._memory = llama_cpp.llama_get_memory(self._ctx)
 
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
@@ -217,8 +217,8 @@ class Model:
         n = len(tokens)
         if n == 0:
             return np.empty((0, self.n_vocab), np.float32)
-        if n > self._n_batch:
-            raise ValueError(f"batch of {n} tokens exceeds the batch size ({self._n_batch})")
+        if n > self.n_batch:
+            raise ValueError(f"batch of {n} tokens exceeds the batch size ({self.n_batch})")
         if n > self._batch_capacity:
             self._grow_batch(max(n, 2 * self._batch_capacity))
         self._b_token[:n] = tokens

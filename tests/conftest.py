@@ -40,11 +40,15 @@ def complete(engine):
         result = engine.create_completion(**request)
         if request.get("stream"):
             result = list(result)
-        assert_no_sequences(engine.model)
+        assert_no_sequences(engine)
         return result
     return run
 
 
-def assert_no_sequences(model):
-    leaked = [s for s in range(model.n_seq_max) if model.seq_pos_max(s) >= 0]
+def assert_no_sequences(engine):
+    """Nothing of a finished request stays in the KV cache except the engine's prefix cache (sequence 0,
+    exactly the tokens it records)."""
+    model = engine.model
+    leaked = [s for s in range(1, model.n_seq_max) if model.seq_pos_max(s) >= 0]
     assert not leaked, f"KV-cache sequences left behind: {leaked}"
+    assert model.seq_pos_max(0) == len(engine.decoder.cached) - 1

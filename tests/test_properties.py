@@ -69,7 +69,7 @@ def test_random_requests_never_crash(engine, request):
     except CompletionError as e:
         assert e.param is not None or e.code
         assert e.message
-    assert_no_sequences(engine.model)
+    assert_no_sequences(engine)
 
 
 valid_requests = st.fixed_dictionaries({"prompt": st.one_of(st.text(max_size=20), st.lists(st.text(max_size=8),
@@ -102,4 +102,4 @@ def test_valid_random_requests_always_succeed(engine, request):
             request.get("n", 1)
     else:
         _check_response(result, request)
-    assert_no_sequences(engine.model)
+    assert_no_sequences(engine)
