@@ -9,8 +9,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .errors import ModelFileError
 from .registry import ModelEntry, models_dir
 
@@ -35,6 +33,7 @@ def fetch(entry: ModelEntry, quiet: bool = False) -> Path:
     """Make `entry.path` exist with the registry's sha256; return it. Does nothing if already present."""
     if entry.is_present():
         return entry.path
+    from tqdm import tqdm  # only needed when downloading
     target_dir = models_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sampling-engine-fetch-") as tmp:
