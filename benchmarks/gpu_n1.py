@@ -61,3 +61,9 @@ def main(path, out):
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+
+# Measured 2026-11-26 on one H100 (llama-cpp-python 0.3.36, CUDA build, SmolLM2-135M Q4_1), result in
+# benchmarks/results/h100_n1.json. On that machine numba's LLVM crashed when initialised after llama.cpp's
+# CUDA libraries were loaded, and loading the model crashed when numpy came first; preloading llvmlite's
+# library fixes both orders:  LD_PRELOAD=$(python3 -c "import llvmlite, os; print(os.path.join(
+#   os.path.dirname(llvmlite.__file__), 'binding', 'libllvmlite.so'))") python3 benchmarks/gpu_n1.py ...
