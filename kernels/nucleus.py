@@ -70,6 +70,8 @@ def _gather_at_or_above(weights, threshold, ids_out):
 @njit(cache=True, nogil=True)
 def _finish_by_sorting(weights, ids, count, mass_before, target):
     """ids[:count] (ascending) all lie in the boundary region: sort them by (weight desc, id asc) and walk."""
+    if count == 0:  # no candidate (cannot happen for a positive total); keep the caller's indexing safe
+        return 0.0, ids[0] if ids.size else 0, mass_before
     cand = ids[:count]
     order = np.argsort(-weights[cand], kind="mergesort")  # stable: equal weights stay in id order
     cum = mass_before

@@ -98,7 +98,7 @@ def sample_step(raw, bias_ids=(), bias_values=(), counts=None, frequency=0.0, pr
     x = apply_logit_bias(raw, np.asarray(bias_ids, np.int64), bias_values)
     if counts is not None:
         x = apply_penalties(x, counts, frequency, presence)
-    if temperature == 0.0 or not np.isfinite(x.max()):
+    if temperature < 1e-30 or not np.isfinite(x.max()):
         token = argmax(x)
     else:
         w = weights(x, temperature)

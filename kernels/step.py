@@ -3,7 +3,7 @@
 1. raw logprobs: log-normaliser of the raw logits and the top-k ids/logprobs   (n_top >= 0)
 2. + logit_bias (sparse)                                                     (bias_ids non-empty)
 3. - frequency/presence penalties over the tokens generated so far          (counts non-empty)
-4. temperature == 0: argmax;  else: weights = exp((x - max) / temperature)
+4. temperature == 0 (or below 1e-30): argmax;  else: weights = exp((x - max) / temperature)
 5. top_p < 1: cut to the nucleus
 6. seeded draw u = uniform(seed, choice, step), inverse CDF in id order
 7. record the token in counts (penalties only)
@@ -21,14 +21,20 @@ from .rng import uniform
 from .select import argmax, max_value
 
 
+_MIN_TEMPERATURE = 1e-30
+
+
 @njit(cache=True, nogil=True)
 def _choose(x, temperature, top_p, seed, choice, step, weights, ids_scratch, hist):
-    if temperature == 0.0:
+    # Temperatures so small that 1/T overflows float32 are the T -> 0 limit: the argmax.
+    if temperature < _MIN_TEMPERATURE:
         return argmax(x)
     m = max_value(x)
     if m == -np.inf:
         return argmax(x)
     total = exp_scaled(x, m, 1.0 / temperature, weights)
+    if not total > 0.0:
+        return argmax(x)
     u = uniform(seed, choice, step)
     if top_p >= 1.0:
         return draw_all(weights, total, u)

@@ -114,3 +114,10 @@ def test_rng_known_values_and_range():
     assert 0.0 <= u < 1.0
     assert kernels.splitmix64(np.uint64(0)) == np.uint64(0xE220A8397B1DCDAF)  # SplitMix64's published first output
     assert kernels.uniform(kernels.seed_to_u64(-1), 3, 5) == ref.uniform(-1, 3, 5)
+
+
+@pytest.mark.parametrize("temperature", [5e-324, 1e-39, 1e-31])
+def test_vanishing_temperature_is_the_argmax(temperature):
+    raw = np.array([0.5, 2.0, 1.0, -np.inf], np.float32)
+    for top_p in (1.0, 0.5):
+        assert step(raw, temperature=temperature, top_p=top_p, seed=3)[0] == 1
