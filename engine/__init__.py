@@ -6,8 +6,10 @@
 __version__ = "0.1.0"
 
 from .errors import CompletionError  # noqa: E402
+from .types import Choice, Completion, CompletionChunk, Logprobs, Usage  # noqa: E402
 
-__all__ = ["Engine", "CompletionError", "__version__"]
+__all__ = ["Engine", "CompletionError", "Completion", "CompletionChunk", "Choice", "Logprobs", "Usage",
+           "__version__"]
 
 
 def __getattr__(name):

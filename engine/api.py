@@ -24,6 +24,7 @@ from .prompts import PromptInput, assemble
 from .registry import load_registry
 from .sampler import ChoiceSampler, SamplingPlan
 from .stops import StopMatcher
+from .types import Completion, CompletionChunk
 
 
 class Engine:
@@ -60,7 +61,7 @@ class Engine:
 
     # ---- the API ----------------------------------------------------------------------------------
 
-    def create_completion(self, **request: Any) -> dict | Iterator[dict]:
+    def create_completion(self, **request: Any) -> Completion | Iterator[CompletionChunk]:
         """OpenAI Completions: returns the response dict, or an iterator of chunks with stream=True.
         Every invalid request raises CompletionError before any model work."""
         params = parse_params(request, self.model.n_vocab)
@@ -79,7 +80,7 @@ class Engine:
                 pass
         return build_response(meta, params, work, self.formatter)
 
-    def _stream(self, meta, params, work) -> Iterator[dict]:
+    def _stream(self, meta, params, work) -> Iterator[CompletionChunk]:
         with self._exclusive():
             yield from stream_chunks(meta, params, work, self.formatter, self.decoder.run(work))
 

@@ -509,3 +509,15 @@ def test_batched_choices_equal_one_choice_at_a_time(engine):
     batched = _strip(engine.create_completion(**req))
     with Engine("smollm2-135m", n_ctx=4096, n_seq_max=1, prefix_cache=False) as serial:
         assert _strip(serial.create_completion(**req)) == batched
+
+
+def test_responses_match_the_typed_shapes(complete):
+    from typing import get_type_hints
+
+    from engine import Choice, Completion, Logprobs, Usage
+
+    r = complete(prompt=PROMPT, max_tokens=3, logprobs=1, seed=1)
+    assert set(r) == set(get_type_hints(Completion))
+    assert set(r["choices"][0]) == set(get_type_hints(Choice))
+    assert set(r["choices"][0]["logprobs"]) == set(get_type_hints(Logprobs))
+    assert set(r["usage"]) == set(get_type_hints(Usage))
