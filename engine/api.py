@@ -49,12 +49,10 @@ class Engine:
 
     def _fingerprint(self, path, n_gpu_layers: int) -> str:
         """Changes with the model file, the engine version or the backend (llama.cpp build, GPU offload)."""
-        _, entries = load_registry()
-        known = {e.file: e.sha256 for e in entries.values()}
         stat = path.stat()
-        file_id = known.get(path.name) if stat.st_size == next(
-            (e.size for e in entries.values() if e.file == path.name), -1) else None
-        file_id = file_id or f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        entry = next((e for e in load_registry()[1].values() if e.file == path.name and e.size == stat.st_size),
+                     None)
+        file_id = entry.sha256 if entry else f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         backend = f"llama-cpp-python {llama_cpp.__version__} gpu={n_gpu_layers > 0}"
         digest = hashlib.sha256(f"{file_id}|{__version__}|{backend}".encode()).hexdigest()
         return f"fp_{digest[:10]}"

@@ -65,9 +65,6 @@ class ChoiceState:
         if self.n_generated >= self.max_new:
             self.finish_reason = "length"
 
-    def cut_at_context_end(self) -> None:
-        self.finish_reason = "length"
-
     @property
     def mean_logprob(self) -> float:
         """best_of's ranking key: mean raw logprob of every sampled token (0 tokens ranks as 0)."""

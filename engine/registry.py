@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelFileError
-
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 REGISTRY_PATH = REPO_MODELS_DIR / "registry.json"
 
@@ -64,6 +62,3 @@ def load_registry() -> tuple[str, dict[str, ModelEntry]]:
 def default_model_name() -> str:
     return load_registry()[0]
 
-
-def lookup(name: str) -> ModelEntry | None:
-    return load_registry()[1].get(name)
