@@ -7,7 +7,6 @@ import llama_cpp  # isort: skip  (before numpy)
 
 import os
 import resource
-import time
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """The llama.cpp backend: tokenization, batched decode with per-token logit flags, KV sequences."""
 import numpy as np
-import pytest
 
 from engine.model import Model
 

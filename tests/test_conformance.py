@@ -1,14 +1,12 @@
 """SPEC.md conformance on the real model: one or more tests per parameter row and per Response/Streaming
 bullet. Fixed seeds throughout, so every expectation is exact."""
 import json
-import math
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-import kernels
 from engine import CompletionError
 
 PROMPT = "The capital of France is"

@@ -1,5 +1,4 @@
 """Greedy output equals llama-cpp-python's own create_completion on the default model."""
-import numpy as np
 import pytest
 
 

@@ -51,7 +51,6 @@ def test_top_k_orders_by_value_then_id():
 def test_log_softmax_of_known_probabilities():
     p = np.array([0.3, 0.1, 0.1, 0.5])
     out = np.empty(4, np.float32)
-    ws = kernels.Workspace(4)
     kernels.log_softmax(np.log(p).astype(np.float32) + 7.0, out)
     np.testing.assert_allclose(out, np.log(p), atol=1e-6)
 

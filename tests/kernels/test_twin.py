@@ -82,7 +82,6 @@ def _assert_within_rounding_of_cdf_step(raw, bias, counts, setting, seed, step_,
 def test_log_softmax_and_top_k_match_twin(v):
     rng = np.random.default_rng(7)
     raw = _logits("neg_inf", v, rng)
-    ws = kernels.Workspace(v)
     out = np.empty(v, np.float32)
     kernels.log_softmax(raw, out)
     expected = ref.log_softmax(raw)
