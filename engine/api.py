@@ -42,6 +42,7 @@ class Engine:
         self.aliases = frozenset({self.model_id, str(path), path.name, *aliases})
         self.workspace = kernels.Workspace(self.model.n_vocab)
         self.decoder = Decoder(self.model, self.workspace, prefix_cache=prefix_cache)
+        self.decoder.warm_up()
         self.formatter = LogprobFormatter(self.model.token_name_bytes)
         self.system_fingerprint = self._fingerprint(path, n_gpu_layers)
         self._lock = threading.Lock()

@@ -84,6 +84,17 @@ class Decoder:
         self._top_ids = np.zeros(5, np.int32)
         self._top_lps = np.zeros(5, np.float64)
 
+    def warm_up(self) -> None:
+        """Load (or compile, once per machine) the kernels for the argument types the loop uses, so that the
+        first request does not pay for it: logits rows are read-only views."""
+        row = np.zeros(self.model.n_vocab, np.float32)
+        row.flags.writeable = False
+        empty_i, empty_f = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        kernels.sample_step(row, self.ws.work, self.ws.weights, self.ws.ids_scratch, self.ws.hist, empty_i, empty_f,
+                            empty_i, empty_i, 0, 0.0, 0.0, 1.0, 0.5, kernels.seed_to_u64(0), 0, 0, 1,
+                            self._top_ids, self._top_lps)
+        self._score(row, 0, 1)
+
     def run(self, work: list[PromptWork]) -> Iterator[None]:
         """Advance every candidate to its finish; yields after each prefill and each decode step."""
         for seq in range(1, self.model.n_seq_max):  # only sequence 0 may carry anything between requests
