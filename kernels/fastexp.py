@@ -15,7 +15,7 @@ _C4 = np.float32(0.009675541279291629)
 _C5 = np.float32(0.001327646506286863)
 _UNDERFLOW = np.float32(-125.0)
 _HALF = np.float32(0.5)
-_SUM_BLOCK = 256
+_SUM_BLOCK = 1024
 
 
 @njit(cache=True, fastmath=True, nogil=True)

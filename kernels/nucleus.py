@@ -21,7 +21,7 @@ HIST_SIZE = 2048  # float32 bits >> 19 of a weight in [0, 1] is at most 0x3F8000
 _LEVELS = ((19, 0x7FF), (9, 0x3FF), (0, 0x1FF))
 _FIRST_THRESHOLD = 2.0 ** -10
 _BLOCK = 256
-_SUM_BLOCK = 256
+_SUM_BLOCK = 1024
 
 
 @njit(cache=True, nogil=True, fastmath=True)

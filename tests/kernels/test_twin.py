@@ -75,9 +75,9 @@ def _assert_within_rounding_of_cdf_step(raw, bias, counts, setting, seed, step_,
     cdf = np.cumsum(p)
     goal = ref.uniform(seed, 0, step_)
     lo = cdf[token - 1] if token else 0.0
-    # The kernel's total (float32 sums over blocks of 256) is within 256 * 2**-24 = 1.5e-5 of the exact one,
-    # which moves its nucleus and CDF by at most that much.
-    assert lo - 3e-5 <= goal <= cdf[token] + 3e-5
+    # The kernel's total (float32 sums over blocks of 1024) is within 1024 * 2**-24 = 6.1e-5 of the exact one
+    # (relative), which moves its nucleus and CDF by at most that much.
+    assert lo - 1e-4 <= goal <= cdf[token] + 1e-4
 
 
 @pytest.mark.parametrize("v", SIZES)
