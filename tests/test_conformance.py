@@ -103,7 +103,8 @@ def test_unknown_model_is_404(engine):
     with pytest.raises(CompletionError) as info:
         engine.create_completion(model="gpt-9", prompt="x")
     assert info.value.status == 404 and info.value.code == "model_not_found"
-    assert text_of(engine.create_completion(model="smollm2-135m", prompt="x", max_tokens=1, temperature=0)) != None
+    r = engine.create_completion(model="smollm2-135m", prompt="x", max_tokens=1, temperature=0)
+    assert r["model"] == "smollm2-135m" and r["choices"][0]["finish_reason"] in ("stop", "length")
 
 
 # ---- prompt ---------------------------------------------------------------------------------------------------
@@ -322,8 +323,7 @@ def test_logprobs_null_and_shapes(complete):
         for tok, tlp, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
             assert len(top) in (k, k + 1) if k else len(top) == 1
             assert top[tok] == tlp  # the sampled token is always present
-            if k:
-                assert max(top.values()) == pytest.approx(max(top.values()))
+            assert all(v <= 0 for v in top.values())
             assert tlp <= 0
 
 
@@ -357,7 +357,9 @@ def test_partial_characters_use_bytes_convention(complete, model):
     r = complete(prompt=PROMPT, max_tokens=3, logit_bias={str(partial): 100}, logprobs=0)
     lp = r["choices"][0]["logprobs"]
     assert lp["tokens"] == ["bytes:\\xef\\xbc"] * 3
-    assert "\ufffd" not in text_of(r).replace("\ufffd", "") and all(ord(c) != 0xDC00 for c in text_of(r))
+    # \xef\xbc \xef\xbc \xef\xbc: the first two pairs can never complete (U+FFFD each); the last pair might
+    # still, so it is held back and dropped at the end rather than returned as a broken character.
+    assert text_of(r) == "\ufffd\ufffd"
 
 
 # ---- echo -----------------------------------------------------------------------------------------------------
