@@ -133,19 +133,6 @@ class Model:
         self._batch_capacity = 0
         self._grow_batch(512)
 
-    # ---- metadata -------------------------------------------------------------------------------
-
-    def meta(self, key: str) -> str | None:
-        buf = ctypes.create_string_buffer(4096)
-        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
-        return buf.value.decode("utf-8", "replace") if n >= 0 else None
-
-    @property
-    def description(self) -> str:
-        buf = ctypes.create_string_buffer(256)
-        llama_cpp.llama_model_desc(self._model, buf, len(buf))
-        return buf.value.decode("utf-8", "replace")
-
     # ---- tokens ---------------------------------------------------------------------------------
 
     def tokenize(self, text: str | bytes, add_bos: bool | None = None, special: bool = True) -> list[int]:
