@@ -13,7 +13,7 @@ import kernels
 raw = np.random.default_rng(0).standard_normal(49152).astype(np.float32)
 ws = kernels.Workspace(raw.size)
 counts = np.zeros(raw.size, np.int32); occurred = np.zeros(64, np.int32)
-tok = kernels.sample_step(raw, ws.work, ws.weights, ws.ids_scratch, ws.hist, np.array([1], np.int32),
+tok = kernels.sample_step(raw, ws.work, ws.weights, ws.ids_scratch, ws.blocks, np.array([1], np.int32),
                           np.array([0.5], np.float32), counts, occurred, 0, 0.5, 0.3, 0.8, 0.95,
                           kernels.seed_to_u64(1), 0, 0, 5, np.zeros(5, np.int32), np.zeros(5, np.float64))
 t1 = time.perf_counter()

@@ -61,7 +61,7 @@ class ChoiceSampler:
         """Draw the next token from a raw logits row; top-k (when asked) lands in top_ids/top_lps."""
         p = self.plan
         token, logprob, self.n_occurred = kernels.sample_step(
-            row, ws.work, ws.weights, ws.ids_scratch, ws.hist, p.bias_ids, p.bias_values, self.counts,
+            row, ws.work, ws.weights, ws.ids_scratch, ws.blocks, p.bias_ids, p.bias_values, self.counts,
             self.occurred, self.n_occurred, p.frequency, p.presence, p.temperature, p.top_p, self.key,
             self.choice, self.step, p.n_top, self.top_ids, self.top_lps)
         self.step += 1

@@ -5,7 +5,8 @@ import numpy as np
 from numba import njit
 
 from .fastexp import exp_scaled
-from .select import max_value, top_k
+from .select import max_value
+from .topk import top_k
 
 
 @njit(cache=True, nogil=True)

@@ -1,7 +1,7 @@
 """Scratch arrays for sample_step, allocated once per vocabulary size (never per token)."""
 import numpy as np
 
-from .nucleus import HIST_SIZE
+from .blocks import blocks_size
 
 
 class Workspace:
@@ -12,4 +12,4 @@ class Workspace:
         self.work = np.empty(n_vocab, np.float32)
         self.weights = np.empty(n_vocab, np.float32)
         self.ids_scratch = np.empty(n_vocab, np.int32)
-        self.hist = np.zeros(HIST_SIZE, np.float64)
+        self.blocks = np.zeros(blocks_size(n_vocab), np.int64)

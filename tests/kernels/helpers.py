@@ -28,7 +28,7 @@ def step(raw, ws=None, bias=None, counts=None, frequency=0.0, presence=0.0, temp
     top_ids = np.zeros(5, np.int32)
     top_lps = np.zeros(5, np.float64)
     token, lp, _ = kernels.sample_step(
-        raw, ws.work, ws.weights, ws.ids_scratch, ws.hist, bias_ids, bias_vals,
+        raw, ws.work, ws.weights, ws.ids_scratch, ws.blocks, bias_ids, bias_vals,
         counts, occurred, n_occ, frequency, presence, temperature, top_p, kernels.seed_to_u64(seed),
         choice, step, n_top, top_ids, top_lps)
     k = max(n_top, 0)

@@ -66,7 +66,7 @@ def test_top_p_nucleus_on_hand_vector(top_p, nucleus):
     raw = np.log([0.3, 0.1, 0.1, 0.5]).astype(np.float32)
     ws = kernels.Workspace(4)
     total = kernels.exp_scaled(raw, kernels.max_value(raw), 1.0, ws.weights)
-    w_b, i_b, mass = kernels.nucleus_boundary(ws.weights, total, top_p, ws.ids_scratch, ws.hist)
+    w_b, i_b, mass = kernels.nucleus_boundary(ws.weights, total, top_p, ws.ids_scratch, ws.blocks)
     members = [i for i in range(4) if ws.weights[i] > w_b or (ws.weights[i] == w_b and i <= i_b)]
     assert members == nucleus
     assert mass / total == pytest.approx(sum([0.3, 0.1, 0.1, 0.5][i] for i in nucleus), rel=1e-6)

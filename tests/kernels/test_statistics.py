@@ -41,7 +41,7 @@ def _draws(raw, s):
     for i in range(N_DRAWS):
         c = counts.copy()  # the step records its token; keep the penalty state fixed across draws
         token, _, _ = kernels.sample_step(raw, ws.work, ws.weights, ws.ids_scratch,
-                                          ws.hist, bias_ids, bias_vals, c, occurred.copy(), nz.size, 0.6, 0.4,
+                                          ws.blocks, bias_ids, bias_vals, c, occurred.copy(), nz.size, 0.6, 0.4,
                                           s["temperature"], s["top_p"], seed, 0, i, -1, top_ids, top_lps)
         hits[token] += 1
     return hits, counts

@@ -103,7 +103,7 @@ def test_nucleus_matches_twin(v, top_p, kind):
     raw = _logits(kind, v, rng)
     ws = kernels.Workspace(v)
     total = kernels.exp_scaled(raw, kernels.max_value(raw), 1.0, ws.weights)
-    w_b, i_b, mass = kernels.nucleus_boundary(ws.weights, total, top_p, ws.ids_scratch, ws.hist)
+    w_b, i_b, mass = kernels.nucleus_boundary(ws.weights, total, top_p, ws.ids_scratch, ws.blocks)
     w = ws.weights
     ours = (w > w_b) | ((w == w_b) & (np.arange(v) <= i_b))
     # Selection logic on identical weights and total: exact agreement (exp accuracy and the total's
