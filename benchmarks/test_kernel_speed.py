@@ -59,10 +59,14 @@ class OurStep:
     def __call__(self):
         ws = self.ws
         self.step_no += 1
-        # Penalty state is held fixed (counts updated by the step are restored by passing a fresh n_occ).
-        return kernels.sample_step(self.raw, ws.work, ws.weights, ws.ids_scratch, ws.blocks,
-                                   self.bias_ids, self.bias_vals, self.counts, self.occurred, self.n_occ, 0.5, 0.3,
-                                   0.8, 0.95, self.seed, 0, self.step_no, 5, self.top_ids, self.top_lps)
+        token, _, _ = kernels.sample_step(self.raw, ws.work, ws.weights, ws.ids_scratch, ws.blocks,
+                                          self.bias_ids, self.bias_vals, self.counts, self.occurred, self.n_occ,
+                                          0.5, 0.3, 0.8, 0.95, self.seed, 0, self.step_no, 5, self.top_ids,
+                                          self.top_lps)
+        # Hold the penalty state fixed (the llama.cpp chain is not fed the token either): the step counted
+        # the token; uncount it. (occurred only grows past n_occ, which the next call ignores.)
+        self.counts[token] -= 1
+        return token
 
 
 class LlamaChain:

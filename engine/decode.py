@@ -90,9 +90,10 @@ class Decoder:
         row = np.zeros(self.model.n_vocab, np.float32)
         row.flags.writeable = False
         empty_i, empty_f = np.zeros(0, np.int32), np.zeros(0, np.float32)
-        kernels.sample_step(row, self.ws.work, self.ws.weights, self.ws.ids_scratch, self.ws.blocks, empty_i, empty_f,
-                            empty_i, empty_i, 0, 0.0, 0.0, 1.0, 0.5, kernels.seed_to_u64(0), 0, 0, 1,
-                            self._top_ids, self._top_lps)
+        ws = self.ws
+        kernels.sample_step(row, ws.work, ws.weights, ws.ids_scratch, ws.blocks, empty_i, empty_f, empty_i,
+                            empty_i, 0, 0.0, 0.0, 1.0, 0.5, kernels.seed_to_u64(0), 0, 0, 1, self._top_ids,
+                            self._top_lps)
         self._score(row, 0, 1)
 
     def run(self, work: list[PromptWork]) -> Iterator[None]:
