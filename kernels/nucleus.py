@@ -27,7 +27,9 @@ from .simd import wide_vectors
 
 TOP_P_EPS = 1e-6
 SORT_LIMIT = 1024  # candidate sets up to this size are gathered and bisected directly
-_GATHER_BLOCKS = 96  # flat weights: narrow until at most this many blocks (or candidates) are left
+# Flat weights: narrow until at most max(_GATHER_BLOCKS, n_blocks / 4) blocks hold a candidate. Reading a
+# block token by token costs about what a vectorised pass spends on 9 blocks, and a round is two passes.
+_GATHER_BLOCKS = 8
 _FIRST_THRESHOLD = np.float32(2.0 ** -10)
 _SMALLEST = np.float32(2.0 ** -126)  # below every positive weight exp_one produces (>= 2**-125)
 
@@ -149,16 +151,16 @@ def _gather_blocks(w, lo, hi, counts_lo, counts_hi, ids):
 @njit(cache=True, nogil=True)
 def _bits_where(samples, lo_bits, hi_bits, goal, by_mass, scale):
     """Bisect float bits in [lo_bits, hi_bits) for the largest t with (scale * fixed mass, or count) of
-    samples >= t reaching goal."""
+    samples >= t reaching goal. Integer sums without branches, so each step is one vectorised pass."""
+    wide_vectors()
     while hi_bits - lo_bits > 1:
         mid = lo_bits + (hi_bits - lo_bits) // 2
         t = int_bits_to_float(np.int32(mid))
-        acc = 0.0
+        acc = np.int64(0)
         for i in range(samples.size):
             v = samples[i]
-            if v >= t:
-                acc += fixed(v) * scale if by_mass else 1.0
-        if acc >= goal:
+            acc += (fixed(v) if by_mass else np.int64(1)) if v >= t else np.int64(0)
+        if acc * scale >= goal:
             lo_bits = mid
         else:
             hi_bits = mid
@@ -222,7 +224,7 @@ def _narrow(w, w_max, lo, mass_lo, target, ids, everything):
         busy = 0
         for b in range(nb):
             busy += counts_lo[b] != counts_hi[b]
-        if busy <= _GATHER_BLOCKS or span <= _GATHER_BLOCKS:
+        if busy <= max(_GATHER_BLOCKS, nb // 4) or span <= _GATHER_BLOCKS:
             n = _gather_blocks(w, lo, hi, counts_lo, counts_hi, ids)
             return _finish(w, ids, n, lo, hi, mass_hi, target)
         if hi_bits - lo_bits <= 1:
@@ -232,11 +234,11 @@ def _narrow(w, w_max, lo, mass_lo, target, ids, everything):
         elif bisect:
             probes = (lo_bits + (hi_bits - lo_bits) // 2, np.int64(-1))
         else:
-            # Linear model of the mass over [lo, hi); probe span/16 tokens (at least 16) either side of the
+            # Linear model of the mass over [lo, hi); probe span/16 tokens (at least 4) either side of the
             # boundary it predicts.
             lo64, hi64 = np.float64(lo), np.float64(hi)
             guess = lo64 + (hi64 - lo64) * (mass_lo - target) / (mass_lo - mass_hi)
-            step = (hi64 - lo64) * max(span / 16, 16.0) / span
+            step = (hi64 - lo64) * max(span / 16, 4.0) / span
             probes = (np.int64(float_to_int_bits(np.float32(guess - step))),
                       np.int64(float_to_int_bits(np.float32(guess + step))))
         for p_bits in probes:
