@@ -194,11 +194,12 @@ def _sampled_bracket(w, lo_bits, hi_bits, mass_hi, target):
 
 
 @njit(cache=True, nogil=True)
-def _narrow(w, w_max, lo, mass_lo, target, ids, everything):
-    """The nucleus when the weights >= lo (mass_lo >= target) are too many to gather: probe thresholds on
-    both sides of the interpolated boundary, bisecting (on float bits) whenever a round fails to halve the
-    candidates, until the blocks holding a candidate are few (reading a block token by token is ~10x a
-    vectorised pass). Each probe records per-block counts, so the final gather reads only those blocks."""
+def _narrow(w, w_max, lo, hi, mass_lo, target, ids, everything):
+    """The nucleus when the weights >= lo (mass_lo >= target; every weight is below hi) are too many to
+    gather: probe thresholds on both sides of the interpolated boundary, bisecting (on float bits) whenever
+    a round fails to halve the candidates, until the blocks holding a candidate are few (reading a block
+    token by token is ~10x a vectorised pass). Each probe records per-block counts, so the final gather
+    reads only those blocks."""
     nb = w_max.size
     counts_lo = np.empty(nb, np.int64)
     counts_hi = np.zeros(nb, np.int64)
@@ -210,11 +211,7 @@ def _narrow(w, w_max, lo, mass_lo, target, ids, everything):
     else:
         _, count_lo = _mass_at_or_above(w, w_max, lo, counts_lo)
     first = True
-    top = np.int64(0)
-    for b in range(nb):
-        top = max(top, w_max[b])
-    hi_bits = top + 1
-    hi = int_bits_to_float(np.int32(hi_bits))
+    hi_bits = np.int64(float_to_int_bits(hi))
     lo_bits = np.int64(float_to_int_bits(lo))
     mass_hi = np.int64(0)
     count_hi = 0
@@ -278,13 +275,13 @@ def nucleus_in_blocks(w, w_max, w_low, total, top_p, ids):
             return _finish(w, ids, n, threshold, above_all, np.int64(0), target)
         threshold = max(threshold * _FIRST_THRESHOLD, _SMALLEST)
     if w_low >= threshold:  # every weight is a candidate (flat)
-        return _narrow(w, w_max, w_low, total, target, ids, True)
+        return _narrow(w, w_max, w_low, above_all, total, target, ids, True)
     none = np.empty(0, np.int64)
     mass, _ = _mass_at_or_above(w, w_max, threshold, none)
     while mass < target and threshold > _SMALLEST:
         threshold = max(threshold * _FIRST_THRESHOLD, _SMALLEST)
         mass, _ = _mass_at_or_above(w, w_max, threshold, none)
-    return _narrow(w, w_max, threshold, mass, target, ids, False)
+    return _narrow(w, w_max, threshold, above_all, mass, target, ids, False)
 
 
 @njit(cache=True, nogil=True)
