@@ -55,17 +55,21 @@ def block_maxima(x, keys):
 
 
 @njit(cache=True, nogil=True)
+def _weight_bits(key, shift, factor):
+    return np.int64(float_to_int_bits(exp_one(key_to_float(np.int32(key)), shift, factor)))
+
+
+@njit(cache=True, nogil=True)
 def weight_floor(key, shift, factor):
     """A weight no larger than exp_one of the value with order key `key` (4 ulps below it, or 0)."""
-    b = float_to_int_bits(exp_one(key_to_float(np.int32(key)), shift, factor))
-    return int_bits_to_float(max(b - 4, 0))
+    return int_bits_to_float(np.int32(max(_weight_bits(key, shift, factor) - 4, 0)))
 
 
 @njit(cache=True, nogil=True)
 def weight_bound(key, shift, factor):
     """Bits of an upper bound of exp_one over a block whose largest value has order key `key` (exp_one is
     monotone up to rounding; 4 ulps cover that)."""
-    return np.int64(float_to_int_bits(exp_one(key_to_float(np.int32(key)), shift, factor))) + 4
+    return _weight_bits(key, shift, factor) + 4
 
 
 @njit(cache=True, nogil=True)

@@ -10,9 +10,9 @@ Definitions shared with reference.py:
 
 Masses are fixed() sums (exact integers in units of 2**-40), so no summation order can change a result.
 Peaked weights: the few candidates above a threshold are gathered (blocks whose largest weight is below it
-are skipped). Flat weights (more than SORT_LIMIT candidates): vectorised mass passes narrow a weight
-interval [lo, hi) around the boundary until at most SORT_LIMIT candidates are left to gather. Either way the
-candidates are then bisected on their float bits (no sort).
+are skipped). Flat weights (more than GATHER_LIMIT candidates): vectorised mass passes narrow a weight
+interval [lo, hi) around the boundary until few blocks hold a candidate, and only those are gathered.
+Either way the candidates are then bisected on their float bits (no sort).
 """
 import math
 
@@ -26,7 +26,7 @@ from .select import argmax
 from .simd import wide_vectors
 
 TOP_P_EPS = 1e-6
-SORT_LIMIT = 1024  # candidate sets up to this size are gathered and bisected directly
+GATHER_LIMIT = 1024  # candidate sets up to this size are gathered and bisected directly
 # Flat weights: narrow until at most max(_GATHER_BLOCKS, n_blocks / 4) blocks hold a candidate. Reading a
 # block token by token costs about what a vectorised pass spends on 9 blocks, and a round is two passes.
 _GATHER_BLOCKS = 8
@@ -226,7 +226,7 @@ def _narrow(w, w_max, lo, hi, mass_lo, target, ids, everything):
             return _finish(w, ids, n, lo, hi, mass_hi, target)
         if hi_bits - lo_bits <= 1:
             return _finish_in_id_order(w, lo, mass_hi, target)
-        if first and span > 16 * SORT_LIMIT:
+        if first and span > 16 * GATHER_LIMIT:
             probes = _sampled_bracket(w, lo_bits, hi_bits, mass_hi, target)
         elif bisect:
             probes = (lo_bits + (hi_bits - lo_bits) // 2, np.int64(-1))
@@ -268,7 +268,7 @@ def nucleus_in_blocks(w, w_max, w_low, total, top_p, ids):
     above_all = int_bits_to_float(np.int32(top + 1))
     threshold = _FIRST_THRESHOLD
     while True:  # the nucleus lies inside {w >= threshold} once that set holds enough mass
-        n, mass = _gather(w, w_max, threshold, above_all, ids, SORT_LIMIT)
+        n, mass = _gather(w, w_max, threshold, above_all, ids, GATHER_LIMIT)
         if n < 0:
             break
         if mass >= target or threshold <= _SMALLEST:
