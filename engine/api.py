@@ -35,26 +35,31 @@ class Engine:
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_gpu_layers: int = 0,
                  n_threads: int | None = None, n_seq_max: int = 4, flash_attn: bool = False,
-                 verbose: bool = False, aliases: tuple[str, ...] = (), prefix_cache: bool = True):
+                 verbose: bool = False, aliases: tuple[str, ...] = (), prefix_cache: bool = True,
+                 repack_weights: bool = False):
         self.model_id, path = resolve_model_path(model, quiet=not verbose)
         self.model = Model(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
-                           n_seq_max=n_seq_max, flash_attn=flash_attn, verbose=verbose)
+                           n_seq_max=n_seq_max, flash_attn=flash_attn, verbose=verbose,
+                           repack_weights=repack_weights)
         self.aliases = frozenset({self.model_id, str(path), path.name, *aliases})
         self.workspace = kernels.Workspace(self.model.n_vocab)
         self.decoder = Decoder(self.model, self.workspace, prefix_cache=prefix_cache)
         self.decoder.warm_up()
         self.formatter = LogprobFormatter(self.model.token_name_bytes)
-        self.system_fingerprint = self._fingerprint(path, n_gpu_layers)
+        self.system_fingerprint = self._fingerprint(path, n_gpu_layers, repack_weights)
         self._lock = threading.Lock()
         self._owner: int | None = None
 
-    def _fingerprint(self, path, n_gpu_layers: int) -> str:
-        """Changes with the model file, the engine version or the backend (llama.cpp build, GPU offload)."""
+    def _fingerprint(self, path, n_gpu_layers: int, repack_weights: bool) -> str:
+        """Changes with the model file, the engine version or the backend (llama.cpp build, GPU offload,
+        weight repacking: each can change logits)."""
         stat = path.stat()
         entry = next((e for e in load_registry()[1].values() if e.file == path.name and e.size == stat.st_size),
                      None)
         file_id = entry.sha256 if entry else f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         backend = f"llama-cpp-python {llama_cpp.__version__} gpu={n_gpu_layers > 0}"
+        if repack_weights:
+            backend += " repacked"
         digest = hashlib.sha256(f"{file_id}|{__version__}|{backend}".encode()).hexdigest()
         return f"fp_{digest[:10]}"
 

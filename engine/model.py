@@ -74,6 +74,7 @@ class Model:
         n_seq_max: int = 4,
         flash_attn: bool = False,
         verbose: bool = False,
+        repack_weights: bool = False,
     ):
         global _verbose_logging
         self.path = Path(path)
@@ -85,6 +86,12 @@ class Model:
 
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
+        # llama.cpp repacks some quantized weights (Q4_0, Q4_K, IQ4_NL, ...) into interleaved layouts
+        # whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits then
+        # depend on how many of its tokens share a micro-batch (0.8 on gemma-3 Q4_K_M). Without it,
+        # every row is the same bits however it is batched; the speed cost is within noise on CPU.
+        mparams.use_extra_bufts = repack_weights
+        self.repack_weights = repack_weights
         self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             from .errors import ModelFileError

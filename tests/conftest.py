@@ -6,12 +6,18 @@ import pytest
 from engine.registry import load_registry
 
 
-def default_model_path():
-    default, entries = load_registry()
-    entry = entries[default]
+REGISTRY_MODELS = ("smollm2-135m", "gemma3-270m")  # the invariance tests run on both
+
+
+def registry_model_path(name: str):
+    entry = load_registry()[1][name]
     if not entry.is_present():
-        pytest.exit(f"default model missing at {entry.path}: run `./dev test` (it fetches it) first", 2)
+        pytest.exit(f"model {name} missing at {entry.path}: run `./dev test` (it fetches it) first", 2)
     return entry.path
+
+
+def default_model_path():
+    return registry_model_path(load_registry()[0])
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +30,20 @@ def engine(model_path):
     from engine import Engine
 
     e = Engine(load_registry()[0], n_ctx=4096)  # by registry name (model_path checked it is present)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="session", params=REGISTRY_MODELS)
+def any_engine(request, engine):
+    """Each registry model in turn (the default one is the shared `engine`), n_ctx 4096 like `engine`."""
+    if request.param == engine.model_id:
+        yield engine
+        return
+    from engine import Engine
+
+    registry_model_path(request.param)
+    e = Engine(request.param, n_ctx=4096)
     yield e
     e.close()
 

@@ -44,24 +44,6 @@ def test_decode_returns_only_flagged_rows(model):
     model.seq_remove(0)
 
 
-def test_sequences_in_one_batch_match_separate_runs(model):
-    a = model.tokenize("Once upon a time", add_bos=False)
-    b = model.tokenize("In a galaxy far away", add_bos=False)
-    model.seq_remove(-1)
-    ra = np.array(model.decode(a, np.arange(len(a)), [0] * len(a), np.arange(len(a)) == len(a) - 1)[0])
-    model.seq_remove(-1)
-    rb = np.array(model.decode(b, np.arange(len(b)), [0] * len(b), np.arange(len(b)) == len(b) - 1)[0])
-    model.seq_remove(-1)
-    toks = a + b
-    pos = list(range(len(a))) + list(range(len(b)))
-    seqs = [1] * len(a) + [2] * len(b)
-    flags = [i == len(a) - 1 or i == len(toks) - 1 for i in range(len(toks))]
-    both = model.decode(toks, pos, seqs, flags)
-    np.testing.assert_allclose(both[0], ra, atol=2e-3)
-    np.testing.assert_allclose(both[1], rb, atol=2e-3)
-    model.seq_remove(-1)
-
-
 def test_seq_copy_shares_prefix_and_remove_frees(model):
     p = model.tokenize("A B C D", add_bos=False)
     model.seq_remove(-1)

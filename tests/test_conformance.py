@@ -251,14 +251,6 @@ def test_seed_reproducible_across_processes(complete, model_path):
     assert json.loads(out.stdout) == json.loads(json.dumps(_strip(complete(**req))))
 
 
-def test_choice_j_same_whether_n_is_1_or_4(complete):
-    base = dict(prompt=PROMPT, max_tokens=10, temperature=1.0, seed=42, logprobs=1)
-    one = complete(n=1, **base)
-    four = complete(n=4, **base)
-    assert four["choices"][0] == one["choices"][0]
-    assert len({c["text"] for c in four["choices"]}) > 1
-
-
 # ---- stop -----------------------------------------------------------------------------------------------------
 
 def test_stop_trims_text_and_logprobs(complete):
@@ -474,41 +466,6 @@ def test_closing_a_stream_early_frees_its_sequences(engine):
     stream.close()
     from tests.conftest import assert_no_sequences
     assert_no_sequences(engine)
-
-
-def test_prefix_cache_gives_the_cold_result(engine, model_path):
-    """Consecutive requests sharing a prefix: only the new suffix is evaluated, and the response is the one
-    a cold engine gives (text and logprobs, bit for bit)."""
-    from engine import Engine
-
-    context = "Question: what is the capital of France? Answer:"
-    requests = [dict(prompt=context + s, max_tokens=6, seed=4, logprobs=2, n=2)
-                for s in (" Paris", " It is", " The capital")]
-    engine.decoder.forget()
-    warm = [_strip(engine.create_completion(**r)) for r in requests]
-    assert len(engine.decoder.cached) > 0
-    with Engine("smollm2-135m", n_ctx=4096, prefix_cache=False) as cold_engine:
-        cold = [_strip(cold_engine.create_completion(**r)) for r in requests]
-    assert warm == cold
-    # continuing a conversation reuses the prompt and what choice 0 generated
-    first = engine.create_completion(prompt=context, max_tokens=8, temperature=0)
-    cached = list(engine.decoder.cached)
-    assert len(cached) == len(engine.model.tokenize(context)) + 7  # the last sampled token is not decoded
-    follow = context + first["choices"][0]["text"] + " Yes."
-    assert _strip(engine.create_completion(prompt=follow, max_tokens=5, temperature=0)) == \
-        _strip(Engine("smollm2-135m", n_ctx=4096, prefix_cache=False).create_completion(prompt=follow,
-                                                                                        max_tokens=5, temperature=0))
-
-
-def test_batched_choices_equal_one_choice_at_a_time(engine):
-    """n = 4 over two prompts decoded together (one llama_decode per step) == one sequence at a time."""
-    from engine import Engine
-
-    req = dict(prompt=["Once upon a time", "The capital of France is"], n=4, max_tokens=12, temperature=1.0,
-               top_p=0.9, frequency_penalty=0.5, seed=21, logprobs=3)
-    batched = _strip(engine.create_completion(**req))
-    with Engine("smollm2-135m", n_ctx=4096, n_seq_max=1, prefix_cache=False) as serial:
-        assert _strip(serial.create_completion(**req)) == batched
 
 
 def test_responses_match_the_typed_shapes(complete):
