@@ -1,13 +1,13 @@
-"""The checked-in registry of known models, and where their files live on disk."""
+"""The checked-in registry of known models (engine/registry.json); their files live in models_dir()."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-REGISTRY_PATH = REPO_MODELS_DIR / "registry.json"
+from .locations import models_dir
+
+REGISTRY_PATH = Path(__file__).resolve().parent / "registry.json"  # package data: ships in the wheel
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,6 @@ class ModelEntry:
 
     def is_present(self) -> bool:
         return self.path.is_file() and self.path.stat().st_size == self.size
-
-
-def models_dir() -> Path:
-    """Where downloaded model files land; SAMPLING_ENGINE_MODELS_DIR overrides the repo's models/."""
-    override = os.environ.get("SAMPLING_ENGINE_MODELS_DIR")
-    return Path(override) if override else REPO_MODELS_DIR
 
 
 def load_registry() -> tuple[str, dict[str, ModelEntry]]:
