@@ -5,6 +5,12 @@
 """
 __version__ = "0.1.0"
 
+from ._kernels_check import ensure_our_kernels  # noqa: E402
+from ._llvm_first import load_llvmlite_first  # noqa: E402
+
+ensure_our_kernels()  # before anything imports `kernels`: a clear error instead of a confusing one later
+load_llvmlite_first()  # before anything imports llama_cpp (CUDA builds crashed the other way round)
+
 from .errors import CompletionError  # noqa: E402
 from .types import Choice, Completion, CompletionChunk, Logprobs, Usage  # noqa: E402
 

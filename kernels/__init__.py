@@ -1,18 +1,21 @@
-"""Numba sampling kernels over plain NumPy arrays and scalars: no Python objects, no I/O, no llama_cpp."""
-from ._cache import use_source_keyed_cache
+"""sampling-engine's numba sampling kernels over plain NumPy arrays and scalars: no Python objects, no I/O,
+no llama_cpp. (engine checks that `import kernels` finds this package by the first line above.)"""
+from ._cache import use_kernel_cache_locator
+from ._first_compile import announce_first_compile
 
-use_source_keyed_cache()  # before the kernel modules are imported: their dispatchers read the setting
+use_kernel_cache_locator()  # before the kernel modules: @njit(cache=True) picks its folder when applied
+announce_first_compile()
 
-from .fastexp import exp_scaled
-from .logit_adjust import apply_logit_bias, apply_penalties, record_token
-from .logprobs import log_normalizer, log_softmax, top_logprobs
-from .nucleus import draw_all, draw_in_nucleus, nucleus_boundary
-from .rng import seed_to_u64, splitmix64, uniform
-from .select import argmax, max_value
-from .topk import top_k
-from .step import sample_step
-from .workspace import Workspace
-from .blocks import blocks_size
+from .fastexp import exp_scaled  # noqa: E402
+from .logit_adjust import apply_logit_bias, apply_penalties, record_token  # noqa: E402
+from .logprobs import log_normalizer, log_softmax, top_logprobs  # noqa: E402
+from .nucleus import draw_all, draw_in_nucleus, nucleus_boundary  # noqa: E402
+from .rng import seed_to_u64, splitmix64, uniform  # noqa: E402
+from .select import argmax, max_value  # noqa: E402
+from .topk import top_k  # noqa: E402
+from .step import sample_step  # noqa: E402
+from .workspace import Workspace  # noqa: E402
+from .blocks import blocks_size  # noqa: E402
 
 __all__ = [
     "exp_scaled", "apply_logit_bias", "apply_penalties", "record_token", "log_normalizer", "log_softmax",
