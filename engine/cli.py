@@ -1,35 +1,76 @@
-"""Command line: `sampling-engine complete PROMPT`, `sampling-engine models [fetch NAME]`."""
+"""Command line: `sampling-engine complete`, `sampling-engine models [fetch NAME]`, `sampling-engine bench`.
+
+Exit codes: 0 done, 2 a bad request or option (`error: <param>: <message>`, the API's own message),
+1 a failure of llama.cpp or of the download (one line on stderr, no traceback), 130 interrupted.
+"""
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 
+from .cli_request import add_request_options, request_from_args
 from .errors import CompletionError
 
+UNCHECKED_VOCAB = 2 ** 31 - 1  # checks every parameter before loading; token ids are checked after
+
+
+def _engine_options(p: argparse.ArgumentParser, n_ctx_default: int | None) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--model", default=None, help="registry name (fetched on first use) or path to a .gguf file")
+    g.add_argument("--n-ctx", type=int, default=n_ctx_default, help="context tokens per sequence")
+    g.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU (99: all)")
+    g.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: every core)")
+    g.add_argument("--n-seq-max", type=int, default=None, help="KV sequences held at once (choices in parallel)")
+    g.add_argument("--flash-attn", action="store_true", help="llama.cpp's flash attention")
+    g.add_argument("--repack-weights", action="store_true",
+                   help="llama.cpp's repacked weight layouts (faster on some CPUs; logits then depend on batching)")
+    g.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
+
+
+def _engine_kwargs(args) -> dict:
+    kw = dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads,
+              flash_attn=args.flash_attn, repack_weights=args.repack_weights, verbose=args.verbose)
+    if args.n_seq_max is not None:
+        kw["n_seq_max"] = args.n_seq_max
+    return kw
+
+
+# ---- complete ---------------------------------------------------------------------------------------
 
 def _cmd_complete(args) -> int:
+    from .cli_output import print_json, print_json_lines, print_text, stream_text
+    from .params import parse_params
+
+    request = request_from_args(args)
+    params = parse_params(request, UNCHECKED_VOCAB)  # a bad value fails here, before the model loads
     from .api import Engine
 
     t0 = time.perf_counter()
-    engine = Engine(args.model, n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads,
-                    verbose=args.verbose)
+    engine = Engine(args.model or request.get("model"), **_engine_kwargs(args))
     load_s = time.perf_counter() - t0
     with engine:
-        request = dict(prompt=args.prompt, max_tokens=args.max_tokens, temperature=args.temperature,
-                       top_p=args.top_p, seed=args.seed, stream=True, stream_options={"include_usage": True})
-        if args.stop:
-            request["stop"] = args.stop
-        sys.stdout.write(args.prompt)
-        sys.stdout.flush()
         t1 = time.perf_counter()
-        usage = {}
-        for chunk in engine.create_completion(**request):
-            for choice in chunk["choices"]:
-                sys.stdout.write(choice["text"])
-                sys.stdout.flush()
-            usage = chunk.get("usage") or usage
-        sys.stdout.write("\n")
+        if args.json:
+            response = engine.create_completion(**request)
+            if params.stream:
+                usage = print_json_lines(response)
+            else:
+                print_json(response)
+                usage = response["usage"]
+        else:
+            prompt_texts = [] if params.echo else [p if isinstance(p, str) else "" for p in params.prompts]
+            one_choice = len(params.prompts) == 1 and params.best_of == 1 and params.logprobs is None
+            # Text output chooses its own transport: stream a lone choice as it comes, print several at the end.
+            request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+            if one_choice:
+                chunks = engine.create_completion(**request, stream=True, stream_options={"include_usage": True})
+                usage = stream_text(prompt_texts[0] if prompt_texts else "", chunks)
+            else:
+                response = engine.create_completion(**request)
+                print_text(response, prompt_texts, params.n)
+                usage = response["usage"]
         gen_s = time.perf_counter() - t1
     n = usage.get("completion_tokens", 0)
     print(f"[{engine.model_id}] {n} tokens in {gen_s:.2f} s, {n / gen_s if gen_s else 0:.1f} tok/s "
@@ -37,15 +78,18 @@ def _cmd_complete(args) -> int:
     return 0
 
 
+# ---- models -----------------------------------------------------------------------------------------
+
 def _cmd_models(args) -> int:
     from .fetch import fetch
     from .registry import load_registry
 
     default, entries = load_registry()
     if args.action == "fetch":
+        if not args.name:
+            raise CompletionError("models fetch: give a model name", param="model")
         if args.name not in entries:
-            print(f"unknown model {args.name!r}; known: {', '.join(entries)}", file=sys.stderr)
-            return 2
+            raise CompletionError(f"unknown model {args.name!r}; known: {', '.join(entries)}", param="model")
         print(fetch(entries[args.name]))
         return 0
     for name, e in entries.items():
@@ -55,41 +99,73 @@ def _cmd_models(args) -> int:
     return 0
 
 
+# ---- bench ------------------------------------------------------------------------------------------
+
+def _cmd_bench(args) -> int:
+    from .bench import BenchConfig, run_bench
+    from .bench.chart import matplotlib_available
+
+    if args.png and not matplotlib_available():
+        raise CompletionError("matplotlib is not installed, so no chart can be drawn: pip install matplotlib "
+                              "(or sampling-engine[chart]), or leave out --png", param="png")
+    engine_kw = _engine_kwargs(args)
+    engine_kw.pop("verbose")
+    overrides = {k: v for k, v in dict(engine_kw, model=args.model, png=args.png, n_tokens=args.tokens,
+                                       rounds=args.rounds).items() if v is not None}
+    cfg = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
+    run_bench(cfg)
+    return 0
+
+
+# ---- the parser -------------------------------------------------------------------------------------
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sampling-engine", description=__doc__)
+    p = argparse.ArgumentParser(prog="sampling-engine", description=__doc__, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("complete", help="complete a prompt, streaming the text")
-    c.add_argument("prompt")
-    c.add_argument("--model", default=None, help="registry name or path to a .gguf file")
-    c.add_argument("--max-tokens", type=int, default=64)
-    c.add_argument("--temperature", type=float, default=0.0)
-    c.add_argument("--top-p", type=float, default=1.0)
-    c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--stop", action="append", help="stop string (repeatable, up to 4)")
-    c.add_argument("--n-ctx", type=int, default=None)
-    c.add_argument("--n-gpu-layers", type=int, default=0)
-    c.add_argument("--n-threads", type=int, default=None)
-    c.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
+    c = sub.add_parser("complete", help="complete a prompt (every Completions parameter is an option)",
+                       allow_abbrev=False)
+    add_request_options(c)
+    c.add_argument("--json", action="store_true",
+                   help="print the exact response JSON (JSON lines of chunks with --stream)")
+    _engine_options(c, n_ctx_default=None)
     c.set_defaults(func=_cmd_complete)
 
     m = sub.add_parser("models", help="list known models, or fetch one")
     m.add_argument("action", nargs="?", choices=["list", "fetch"], default="list")
     m.add_argument("name", nargs="?")
     m.set_defaults(func=_cmd_models)
+
+    b = sub.add_parser("bench", allow_abbrev=False,
+                       help="ours vs llama-cpp-python vs a bare decode loop on this machine: a Markdown table")
+    b.add_argument("--quick", action="store_true", help="short runs (16 tokens, 3 rounds): about a minute")
+    b.add_argument("--tokens", type=int, default=None, help="tokens generated per choice (default 128)")
+    b.add_argument("--rounds", type=int, default=None, help="timed rounds per contender (default 5)")
+    b.add_argument("--png", metavar="PATH", default=None, help="also draw the table as a chart (needs matplotlib)")
+    _engine_options(b, n_ctx_default=None)
+    b.set_defaults(func=_cmd_bench)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "action", None) == "fetch" and not args.name:
-        print("models fetch: give a model name", file=sys.stderr)
-        return 2
     try:
         return args.func(args)
     except CompletionError as e:
-        print(f"error: {e.message}", file=sys.stderr)
+        where = f"{e.param}: " if e.param else ""
+        print(f"error: {where}{e.message}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # llama.cpp: context creation, decode
+        print(f"error: {e}", file=sys.stderr)
         return 1
+    except subprocess.CalledProcessError as e:
+        print(f"error: downloading the model failed ({' '.join(map(str, e.cmd[:6]))} ... exited {e.returncode})",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""Load the three contenders on one model, time every workload in alternating rounds, print the table."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from .backend import describe_backend
+from .report import CONTENDERS, Row, markdown_table
+from .timing import alternating_medians
+from .workloads import build_workloads
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: str | None = None  # registry name or .gguf path; None: the default model
+    n_tokens: int = 128  # generated per choice
+    n_score: int = 256  # prompt tokens in the scoring row
+    rounds: int = 5
+    warm_up: bool = True  # one untimed run of each contender first
+    n_ctx: int = 1024
+    n_threads: int | None = None  # None: every core, for all three contenders alike
+    n_gpu_layers: int = 0
+    n_seq_max: int | None = None
+    flash_attn: bool = False
+    repack_weights: bool = False
+    png: str | None = None
+
+    @classmethod
+    def quick(cls, **overrides) -> "BenchConfig":
+        """A short run (about a minute on 2 CPU cores for a 135M model): the suite runs this one."""
+        return cls(**{"n_tokens": 16, "n_score": 48, "rounds": 3, "warm_up": False, **overrides})
+
+
+def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
+    import llama_cpp
+
+    from ..api import Engine
+
+    threads = cfg.n_threads or os.cpu_count() or 1
+    extra = {} if cfg.n_seq_max is None else {"n_seq_max": cfg.n_seq_max}
+    print(f"loading {cfg.model or 'the default model'} three times (ours, llama-cpp-python, and "
+          "llama-cpp-python with logits_all for logprobs)...", file=sys.stderr)
+    with Engine(cfg.model, n_ctx=cfg.n_ctx, n_threads=threads, n_gpu_layers=cfg.n_gpu_layers,
+                flash_attn=cfg.flash_attn, repack_weights=cfg.repack_weights, **extra) as engine:
+        if engine.model.n_seq_max < 4:
+            raise ValueError("bench needs --n-seq-max of at least 4 for its n=4 row")
+        path = str(engine.model.path)
+        common = dict(n_ctx=cfg.n_ctx, n_threads=threads, n_threads_batch=threads, n_gpu_layers=cfg.n_gpu_layers,
+                      flash_attn=cfg.flash_attn, seed=1, verbose=False)
+        llama = llama_cpp.Llama(path, **common)
+        llama_all = llama_cpp.Llama(path, logits_all=True, **common)
+        try:
+            rows = []
+            for w in build_workloads(engine, llama, llama_all, cfg.n_tokens, cfg.n_score):
+                print(f"  {w.name} ...", file=sys.stderr)
+                seconds = alternating_medians(w.contenders, cfg.rounds, cfg.warm_up)
+                rows.append(Row(w.name, {c: w.tokens_per_run / seconds[c] for c in CONTENDERS}))
+        finally:
+            llama.close()
+            llama_all.close()
+        model_id = engine.model_id
+    backend = describe_backend(threads, cfg.n_gpu_layers)
+    header = (f"{backend} | model {model_id} | median of {cfg.rounds} alternating rounds"
+              f"{' after a warm-up' if cfg.warm_up else ''}")
+    print(header + "\n\n" + markdown_table(rows), file=out)
+    if cfg.png:
+        from .chart import matplotlib_available, write_chart
+
+        if matplotlib_available():
+            write_chart(rows, header, cfg.png)
+            print(f"chart written to {cfg.png}", file=sys.stderr)
+        else:
+            print(f"--png: matplotlib is not installed, so no chart was written "
+                  f"(pip install matplotlib, or sampling-engine[chart])", file=sys.stderr)
+    return rows
