@@ -1,10 +1,8 @@
 """engine.Engine: OpenAI's Completions API on one loaded GGUF model."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import llama_cpp  # isort: skip  (before numpy, see model.py)
@@ -13,42 +11,52 @@ import kernels
 
 from . import __version__
 from .choice import ChoiceState
-from .completion import ResponseMeta, build_response, stream_chunks
-from .decode import Candidate, Decoder, PromptWork
+from .completion import ChunkBuilder, ResponseMeta, build_response
 from .errors import CompletionError
 from .loader import resolve_model_path
 from .logprobs import LogprobFormatter
+from .loop import EngineLoop
 from .model import Model
 from .params import CompletionParams, parse_params
 from .prompts import PromptInput, assemble
 from .registry import load_registry
 from .sampler import ChoiceSampler, SamplingPlan
+from .scheduler import Job
 from .stops import StopMatcher
-from .types import Completion, CompletionChunk
+from .streams import AsyncCompletionStream, CompletionStream, wait_for_change
+from .types import Completion
+from .work import Candidate, PromptWork
 
 
 class Engine:
     """Loads a model (registry name, fetched on first use, or a .gguf path) and serves completions.
 
-    Not meant for concurrent use from several threads at once: requests are serialised by a lock.
+    Any number of threads may call `create_completion` at once, and asyncio code `acreate_completion`: requests
+    made at the same time share every decode step (one engine loop thread owns the model), and each response
+    is the same bytes as the request run alone.
+
+    Memory: `n_seq_max` KV sequences ("slots") of `n_ctx` cells each. A request uses one slot per candidate
+    (n or best_of per prompt) while it runs; requests that find no free slot wait in a queue of `max_queue`.
     """
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_gpu_layers: int = 0,
-                 n_threads: int | None = None, n_seq_max: int = 4, flash_attn: bool = False,
+                 n_threads: int | None = None, n_seq_max: int = 8, flash_attn: bool = False,
                  verbose: bool = False, aliases: tuple[str, ...] = (), prefix_cache: bool = True,
-                 repack_weights: bool = False):
+                 repack_weights: bool = False, max_queue: int = 64, step_tokens: int | None = None,
+                 sample_threads: int | None = None):
         self.model_id, path = resolve_model_path(model, quiet=not verbose)
         self.model = Model(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
                            n_seq_max=n_seq_max, flash_attn=flash_attn, verbose=verbose,
                            repack_weights=repack_weights)
         self.aliases = frozenset({self.model_id, str(path), path.name, *aliases})
-        self.workspace = kernels.Workspace(self.model.n_vocab)
-        self.decoder = Decoder(self.model, self.workspace, prefix_cache=prefix_cache)
-        self.decoder.warm_up()
         self.formatter = LogprobFormatter(self.model.token_name_bytes)
         self.system_fingerprint = self._fingerprint(path, n_gpu_layers, repack_weights)
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        try:
+            self.loop = EngineLoop(self.model, prefix_cache=prefix_cache, step_tokens=step_tokens,
+                                   max_queue=max_queue, sample_threads=sample_threads)
+        except BaseException:
+            self.model.close()
+            raise
 
     def _fingerprint(self, path, n_gpu_layers: int, repack_weights: bool) -> str:
         """Changes with the model file, the engine version or the backend (llama.cpp build, GPU offload,
@@ -65,9 +73,61 @@ class Engine:
 
     # ---- the API ----------------------------------------------------------------------------------
 
-    def create_completion(self, **request: Any) -> Completion | Iterator[CompletionChunk]:
+    def create_completion(self, **request: Any) -> Completion | CompletionStream:
         """OpenAI Completions: returns the response dict, or an iterator of chunks with stream=True.
-        Every invalid request raises CompletionError before any model work."""
+        Every invalid request raises CompletionError before any model work; a full queue raises one with
+        status 503 and code "engine_overloaded" at once."""
+        params, work, meta = self._prepare(request)
+        chunks = ChunkBuilder(meta, params, work, self.formatter) if params.stream else None
+        job = self.loop.submit(Job(work, chunks=chunks))
+        if params.stream:
+            return CompletionStream(job, self.loop)
+        try:
+            job.wait()
+        except BaseException:  # e.g. KeyboardInterrupt: the request leaves the engine
+            self.loop.cancel(job)
+            raise
+        if job.error is not None:
+            raise job.error
+        return build_response(meta, params, work, self.formatter)
+
+    async def acreate_completion(self, **request: Any) -> Completion | AsyncCompletionStream:
+        """The asyncio twin: `await` it for the response dict, or (stream=True) for an async iterator of chunks.
+        Cancelling the awaiting task cancels the request."""
+        params, work, meta = self._prepare(request)
+        aloop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        chunks = ChunkBuilder(meta, params, work, self.formatter) if params.stream else None
+        job = self.loop.submit(Job(work, listener=lambda: aloop.call_soon_threadsafe(changed.set), chunks=chunks))
+        if params.stream:
+            return AsyncCompletionStream(job, self.loop, changed)
+        try:
+            while not job.finished:
+                await wait_for_change(job, changed, job.version)
+        except BaseException:
+            self.loop.cancel(job)
+            raise
+        if job.error is not None:
+            raise job.error
+        return build_response(meta, params, work, self.formatter)
+
+    def reset_prefix_cache(self) -> None:
+        """Forget the KV cells that free slots keep as a prefix cache (results never depend on them)."""
+        self.loop.reset_prefix_cache()
+
+    def stats(self) -> dict:
+        """Requests running and queued, tokens generated, and each slot's state (busy, cached tokens)."""
+        return self.loop.stats()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no request is running, queued or being cancelled; False if `timeout` passed first."""
+        return self.loop.wait_idle(timeout)
+
+    def step_log(self) -> list:
+        """What the most recent llama_decode steps held (scheduler.StepRecord), oldest first."""
+        return self.loop.step_log()
+
+    def _prepare(self, request: dict) -> tuple[CompletionParams, list[PromptWork], ResponseMeta]:
         params = parse_params(request, self.model.n_vocab)
         if params.model is not None and params.model not in self.aliases:
             raise CompletionError(f"model {params.model!r} is not loaded (loaded: {self.model_id!r})",
@@ -75,33 +135,8 @@ class Engine:
         prompts = [assemble(self.model, self.model_id, p, params.suffix) for p in params.prompts]
         max_new = [self._max_new(params, p) for p in prompts]
         plan = SamplingPlan.from_params(params)
-        work = [self._prompt_work(params, plan, i, p, m) for i, (p, m) in enumerate(zip(prompts, max_new))]
-        meta = ResponseMeta.new(params.model or self.model_id, self.system_fingerprint)
-        if params.stream:
-            return self._stream(meta, params, work)
-        with self._exclusive():
-            for _ in self.decoder.run(work):
-                pass
-        return build_response(meta, params, work, self.formatter)
-
-    def _stream(self, meta, params, work) -> Iterator[CompletionChunk]:
-        with self._exclusive():
-            yield from stream_chunks(meta, params, work, self.formatter, self.decoder.run(work))
-
-    @contextmanager
-    def _exclusive(self):
-        """One request at a time uses the model; other threads wait. A second request started in the thread
-        that is still iterating a stream would wait forever, so it is refused instead."""
-        me = threading.get_ident()
-        if self._owner == me:
-            raise CompletionError("another completion on this engine is still being streamed in this thread; "
-                                  "finish or close it first", code="engine_busy", status=429)
-        with self._lock:
-            self._owner = me
-            try:
-                yield
-            finally:
-                self._owner = None
+        work = [self._prompt_work(params, plan, p, m) for p, m in zip(prompts, max_new)]
+        return params, work, ResponseMeta.new(params.model or self.model_id, self.system_fingerprint)
 
     # ---- request set-up ---------------------------------------------------------------------------
 
@@ -119,12 +154,12 @@ class Engine:
                 f"length ({n_ctx} tokens)", param="max_tokens", code="context_length_exceeded")
         return params.max_tokens
 
-    def _prompt_work(self, params: CompletionParams, plan: SamplingPlan, index: int, prompt: PromptInput,
+    def _prompt_work(self, params: CompletionParams, plan: SamplingPlan, prompt: PromptInput,
                      max_new: int) -> PromptWork:
         stops = StopMatcher(params.stop)
         candidates = []
         for j in range(params.candidates):
-            state = ChoiceState(prompt_index=index, candidate=j, max_new=max_new, stops=stops,
+            state = ChoiceState(max_new=max_new, stops=stops,
                                 base_offset=len(prompt.text), keep_records=params.logprobs is not None)
             candidates.append(Candidate(prompt, state, ChoiceSampler(plan, j, self.model.n_vocab, max_new)))
         want = params.logprobs if params.echo and params.logprobs is not None else None
@@ -133,6 +168,8 @@ class Engine:
     # ---- lifetime ---------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop the loop (requests still running fail with RuntimeError), then free the model."""
+        self.loop.close()
         self.model.close()
 
     def __enter__(self) -> "Engine":

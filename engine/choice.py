@@ -19,8 +19,6 @@ class Delta:
 
 @dataclass
 class ChoiceState:
-    prompt_index: int
-    candidate: int  # index among this prompt's candidates; also the RNG stream (seed, candidate)
     max_new: int
     stops: StopMatcher
     base_offset: int  # characters of the prompt text: completion offsets count from here

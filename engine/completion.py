@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .choice import ChoiceState
-from .decode import PromptWork
+from .work import PromptWork
 from .logprobs import LogprobFormatter, TokenRecord
 from .params import CompletionParams
 
@@ -63,25 +62,35 @@ def build_response(meta: ResponseMeta, params: CompletionParams, work: list[Prom
     return meta.envelope(choices, usage(work))
 
 
-def stream_chunks(meta: ResponseMeta, params: CompletionParams, work: list[PromptWork], fmt: LogprobFormatter,
-                  steps: Iterator[None]) -> Iterator[dict]:
-    """Chunks as the decoder advances: each choice's deltas in order, its last one with finish_reason; with
-    include_usage every chunk carries "usage": null and one final chunk holds the totals."""
-    started: set[int] = set()
-    with_usage = params.include_usage
-    states = [(i * params.n + j, w, c.state) for i, w in enumerate(work) for j, c in enumerate(w.candidates)]
-    for _ in steps:
-        for index, w, state in states:
+class ChunkBuilder:
+    """Stream chunks as the loop advances: each choice's deltas in order, its last one with finish_reason; with
+    include_usage every chunk carries "usage": null and one final chunk holds the totals. Call `take` with the
+    job's lock held (the states it reads are changed by the loop thread)."""
+
+    def __init__(self, meta: ResponseMeta, params: CompletionParams, work: list[PromptWork],
+                 fmt: LogprobFormatter):
+        self.meta, self.params, self.work, self.fmt = meta, params, work, fmt
+        self._started: set[int] = set()
+        self._states = [(i * params.n + j, w, c.state) for i, w in enumerate(work)
+                        for j, c in enumerate(w.candidates)]
+
+    def take(self) -> list[dict]:
+        params, chunks = self.params, []
+        for index, w, state in self._states:
             delta = state.take_delta()
             if delta is None:
                 continue
             text, records = delta.text, delta.records
-            if index not in started:
-                started.add(index)
+            if index not in self._started:
+                self._started.add(index)
                 if params.echo:
                     text = w.prompt.text + text
                     records = (w.records or []) + records
-            logprobs = fmt.format(records) if params.logprobs is not None else None
-            yield meta.envelope([_choice(index, text, logprobs, delta.finish_reason)], with_usage_key=with_usage)
-    if with_usage:
-        yield meta.envelope([], usage(work))
+            logprobs = self.fmt.format(records) if params.logprobs is not None else None
+            chunks.append(self.meta.envelope([_choice(index, text, logprobs, delta.finish_reason)],
+                                             with_usage_key=params.include_usage))
+        return chunks
+
+    def closing(self) -> list[dict]:
+        """After the last step: the usage chunk when asked."""
+        return [self.meta.envelope([], usage(self.work))] if self.params.include_usage else []

@@ -106,10 +106,10 @@ class Model:
         cparams = llama_cpp.llama_context_default_params()
         per_seq = n_ctx or min(self.n_ctx_train, 4096)
         cparams.n_ctx = per_seq * n_seq_max
-        # One logical batch may hold a whole sequence (prefill in one call); llama.cpp splits it into
-        # micro-batches of n_ubatch itself and keeps every requested output row.
-        cparams.n_batch = max(per_seq, n_seq_max)
-        cparams.n_ubatch = min(512, cparams.n_batch)
+        # The engine loop chunks every prompt to fit one step of n_batch tokens (one token per running
+        # sequence plus prompt chunks), so n_batch does not grow with the context.
+        cparams.n_batch = max(512, n_seq_max + 1)
+        cparams.n_ubatch = 512
         cparams.n_seq_max = n_seq_max
         cparams.kv_unified = False
         cparams.n_threads = threads
@@ -135,8 +135,7 @@ class Model:
         pre, suf, mid = (llama_cpp.llama_vocab_fim_pre(self._vocab), llama_cpp.llama_vocab_fim_suf(self._vocab),
                          llama_cpp.llama_vocab_fim_mid(self._vocab))
         self.fim = FimTokens(pre, suf, mid) if min(pre, suf, mid) >= 0 else None
-        self._piece_cache: dict[int, bytes] = {}
-        self._piece_buf = ctypes.create_string_buffer(256)
+        self._piece_cache: dict[int, bytes] = {}  # filled from any thread; a dict store is atomic
         self._batch_capacity = 0
         self._grow_batch(512)
 
@@ -157,8 +156,8 @@ class Model:
     def token_bytes(self, token: int) -> bytes:
         """The bytes a token renders to (control tokens render empty), cached per token."""
         piece = self._piece_cache.get(token)
-        if piece is None:
-            buf = self._piece_buf
+        if piece is None:  # a buffer per call: callers on several threads (prompt assembly, the loop)
+            buf = ctypes.create_string_buffer(64)
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
             if n < 0:
                 buf = ctypes.create_string_buffer(-n)
@@ -242,9 +241,6 @@ class Model:
     def seq_pos_max(self, seq: int) -> int:
         """Largest position held by `seq`, or -1 when the sequence is empty."""
         return llama_cpp.llama_memory_seq_pos_max(self._memory, seq)
-
-    def clear(self) -> None:
-        llama_cpp.llama_memory_clear(self._memory, True)
 
     # ---- lifetime -------------------------------------------------------------------------------
 

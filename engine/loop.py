@@ -1,0 +1,295 @@
+"""The one thread that owns the model: admits requests between steps, runs one llama_decode per step for every
+running sequence (plus prompt chunks), samples the rows, and wakes the callers whose requests changed.
+
+Callers on any thread (or asyncio task) submit a Job and read its states under the job's lock; a cancelled
+job leaves within one step. A sequence's logits do not depend on its neighbours (per-sequence KV streams) and
+its draws depend only on (seed, candidate, step), so a response is the same bytes alone or beside others.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import kernels
+
+from .model import Model
+from .rows import PromptScorer, push_sample, sample_candidate, warm_up
+from .scheduler import Job, Scheduler, StepPlan, Unit
+from .slots import SlotPool
+
+_live_loops: "weakref.WeakSet[EngineLoop]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_loops() -> None:
+    # Registered after model.py's handler, so it runs first: no decode is running when models are freed.
+    for loop in list(_live_loops):
+        loop.close()
+
+
+class EngineLoop:
+    def __init__(self, model: Model, prefix_cache: bool = True, step_tokens: int | None = None,
+                 max_queue: int = 64, sample_threads: int | None = None):
+        self.model = model
+        self.pool = SlotPool(model, prefix_cache)
+        self.scheduler = Scheduler(self.pool, step_tokens or model.n_batch, max_queue)
+        threads = sample_threads or min(4, os.cpu_count() or 1)
+        self.workspaces = [kernels.Workspace(model.n_vocab) for _ in range(threads)]
+        self._executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="sampler") if threads > 1 else None
+        self.scorer = PromptScorer(model, self.workspaces[0])
+        warm_up(model, self.workspaces[0])
+        self._cv = threading.Condition()
+        self._incoming: deque[Job] = deque()
+        self._cancelled: set[Job] = set()
+        self._reset_requested = False
+        self._closed = False
+        self.tokens_generated = 0
+        self._waiting_jobs = 0  # published by the loop thread under _cv, read by submit
+        self._stats: dict = {}
+        self._idle = True
+        self._publish()
+        self._thread = threading.Thread(target=self._run, name="engine-loop", daemon=True)
+        self._thread.start()
+        _live_loops.add(self)
+
+    # ---- any thread -------------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> Job:
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self.scheduler.check_room(self._waiting_jobs + len(self._incoming))
+            self._incoming.append(job)
+            self._cv.notify()
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """Free the job's sequences at the next step (a no-op once it finished)."""
+        with self._cv:
+            if not job.finished:
+                job.cancelled = True
+                self._cancelled.add(job)
+                self._cv.notify()
+
+    def reset_prefix_cache(self) -> None:
+        """Forget every cached prefix (slots in use keep theirs until they are freed); returns once done."""
+        with self._cv:
+            self._reset_requested = True
+            self._cv.notify()
+            while self._reset_requested and not self._closed:
+                self._cv.wait()
+
+    def stats(self) -> dict:
+        """As of the end of the last step (the loop publishes it)."""
+        with self._cv:
+            return dict(self._stats, queued=self._waiting_jobs + len(self._incoming))
+
+    def step_log(self) -> list:
+        return self.scheduler.records()
+
+    def _publish(self) -> None:
+        """Loop thread: the figures other threads may read."""
+        stats = {"running": len(self.scheduler.running_jobs()), "tokens_generated": self.tokens_generated,
+                 "slots": self.pool.usage()}
+        with self._cv:
+            self._waiting_jobs = self.scheduler.queued_jobs()
+            self._stats = stats
+            self._idle = self.scheduler.idle()
+            self._cv.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until no request is running, queued or being cancelled (False on timeout)."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self._closed or (self._idle and not self._incoming
+                                                              and not self._cancelled), timeout)
+
+    def close(self) -> None:
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._cv.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    # ---- the loop thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        sched = self.scheduler
+        while True:
+            with self._cv:
+                while not self._closed and not self._incoming and not self._cancelled and sched.idle() \
+                        and not self._reset_requested:
+                    self._cv.wait()
+                if self._closed:
+                    break
+                incoming, self._incoming = list(self._incoming), deque()
+                cancelled, self._cancelled = self._cancelled, set()
+                if self._reset_requested:
+                    self.pool.reset()
+                    self._reset_requested = False
+                    self._cv.notify_all()
+            for job in incoming:
+                sched.add(job)
+            for job in cancelled:
+                self._end(job)
+            if not sched.idle():
+                self._step()
+            self._publish()
+        for job in list(sched.running_jobs()) + [u.job for u in sched.waiting] + list(self._incoming):
+            self._end(job, RuntimeError("the engine was closed"))
+
+    def _end(self, job: Job, error: BaseException | None = None) -> None:
+        self.scheduler.remove(job)
+        with job.lock:
+            if not job.finished:
+                job.error = error
+                job.finished = True
+                job.signal()
+
+    def _step(self) -> None:
+        sched = self.scheduler
+        admitted = sched.admit()
+        plan = sched.plan(admitted)
+        if not plan.decode and not plan.prefill:
+            return
+        try:
+            rows, owners = self._decode(plan)
+            draws = self._sample_all(rows, owners)
+        except Exception as e:  # a failed decode: its requests fail, their slots' cells are unknown now
+            for job in {u.job for u, _, _ in plan.decode} | {u.job for u, _, _ in plan.prefill}:
+                for u in job.units:
+                    for s in u.slots:
+                        if s.busy:
+                            self.pool.drop(s)
+                self._end(job, e)
+            return
+        self._apply(plan, rows, owners, draws)
+
+    def _decode(self, plan: StepPlan):
+        """One llama_decode: a token of every decoding candidate, then prompt chunks. `owners[i]` says what
+        flagged row i is for: ("sample", unit, candidate), ("score", unit, position) or ("last", unit)."""
+        tokens, positions, seqs, flags, owners = [], [], [], [], []
+        for u, c, s in plan.decode:
+            tokens.append(c.last)
+            positions.append(c.pos)
+            seqs.append(s.seq)
+            flags.append(True)
+            owners.append(("sample", u, c))
+        for u, a, b in plan.prefill:
+            p = u.work.prompt
+            n = len(p.tokens)
+            lo, hi = (max(p.echo_start - 1, 0), p.echo_end - 1) if u.score else (n, n)
+            seq = u.slots[0].seq
+            for i in range(a, b):
+                tokens.append(p.tokens[i])
+                positions.append(i)
+                seqs.append(seq)
+                if lo <= i < hi:
+                    flags.append(True)
+                    owners.append(("score", u, i))
+                elif i == n - 1:
+                    flags.append(True)
+                    owners.append(("last", u))
+                else:
+                    flags.append(False)
+        rows = self.model.decode(tokens, positions, seqs, flags)
+        return rows, owners
+
+    def _sample_all(self, rows, owners) -> dict:
+        """Every draw of this step, keyed by candidate; rows are split over the sampler threads, one Workspace
+        each (a draw depends only on its row and its candidate's state, never on the thread)."""
+        work = []
+        for i, owner in enumerate(owners):
+            if owner[0] == "sample":
+                work.append((owner[2], i))
+            elif owner[0] == "last":
+                work.extend((c, i) for c in owner[1].candidates if c.state.max_new > 0)
+        out: dict = {}
+
+        def run(part, ws):
+            for c, i in part:
+                out[c] = sample_candidate(c, rows[i], ws)
+        parts = min(len(self.workspaces), len(work))
+        if parts <= 1:
+            run(work, self.workspaces[0])
+            return out
+        size = -(-len(work) // parts)
+        futures = [self._executor.submit(run, work[k * size:(k + 1) * size], self.workspaces[k])
+                   for k in range(1, parts)]
+        run(work[:size], self.workspaces[0])
+        for f in futures:
+            f.result()
+        return out
+
+    def _apply(self, plan: StepPlan, rows, owners, draws) -> None:
+        """Record what the step did: cells now held, prompt scores, sampled tokens; free finished sequences."""
+        touched: dict[Job, list] = {}
+        for u, c, s in plan.decode:
+            touched.setdefault(u.job, []).append(("decode", u, c, s))
+        scores: dict[Unit, list] = {}
+        for i, owner in enumerate(owners):
+            if owner[0] == "score":
+                u, pos = owner[1], owner[2]
+                scores.setdefault(u, []).append((pos, rows[i]))
+        for u, a, b in plan.prefill:
+            touched.setdefault(u.job, []).append(("prefill", u, a, b))
+        for job, events in touched.items():
+            with job.lock:
+                for event in events:
+                    if event[0] == "decode":
+                        _, u, c, s = event
+                        s.tokens.append(c.last)
+                        c.pos += 1
+                        push_sample(self.model, c, *draws[c])
+                        self.tokens_generated += 1
+                        if c.state.finished:
+                            u.live.remove((c, s))
+                            self.pool.release(s)
+                            self.scheduler.finish_unit_if_done(u)
+                    else:
+                        _, u, a, b = event
+                        self._prefilled(u, a, b, scores.get(u, []), draws)
+                if all(u.phase == "done" for u in job.units):
+                    job.finished = True
+                job.signal()
+
+    def _prefilled(self, u: Unit, a: int, b: int, scored, draws) -> None:
+        p = u.work.prompt
+        first = u.slots[0]
+        first.tokens.extend(p.tokens[a:b])
+        u.done_tokens = b
+        if u.score:
+            if u.work.records is None:
+                u.offsets = self.scorer.offsets(u.work)
+                head = self.scorer.first_record(u.work, u.offsets)
+                u.work.records = [head] if head is not None else []
+            for pos, row in scored:  # row at pos scores the prompt token at pos + 1
+                own = pos + 1 - p.echo_start
+                u.work.records.append(self.scorer.score(row, p.tokens[pos + 1], u.work.want_logprobs,
+                                                        u.offsets[own]))
+        if b < len(p.tokens):
+            return
+        for c in u.candidates:
+            c.pos = len(p.tokens)
+            if c.state.max_new == 0:
+                c.state.finish_without_tokens()
+            else:
+                push_sample(self.model, c, *draws[c])
+                self.tokens_generated += 1
+        u.live = []
+        for c, s in zip(u.candidates, u.slots):
+            if s is not first and not c.state.finished:
+                self.pool.copy_prompt(first, s)
+            if c.state.finished:
+                self.pool.release(s)
+            else:
+                u.live.append((c, s))
+        u.phase = "decode"
+        self.scheduler.finish_unit_if_done(u)

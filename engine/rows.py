@@ -1,0 +1,62 @@
+"""What the loop does with a logits row: sample a candidate's next token, or score a prompt token (echo)."""
+from __future__ import annotations
+
+import numpy as np
+
+import kernels
+
+from .detok import token_offsets
+from .logprobs import TokenRecord
+from .model import Model
+from .sampler import ChoiceSampler, SamplingPlan
+from .work import Candidate, PromptWork
+
+
+def sample_candidate(c: Candidate, row: np.ndarray, ws: kernels.Workspace) -> tuple[int, float]:
+    """Draw c's next token from a raw logits row (any thread, one Workspace per thread); top-k lands in the
+    sampler's own arrays. The choice's state is not touched: `push_sample` does that on the loop thread."""
+    return c.sampler.sample(row, ws)
+
+
+def push_sample(model: Model, c: Candidate, token: int, logprob: float) -> None:
+    k = c.sampler.plan.n_top
+    top = (c.sampler.top_ids[:k], c.sampler.top_lps[:k]) if k >= 0 else (None, None)
+    c.state.push(token, model.token_bytes(token), token in model.eog_tokens, logprob, *top)
+    c.last = token
+
+
+class PromptScorer:
+    """Raw logprobs of a prompt's own tokens plus each row's top-k (echo logprobs)."""
+
+    def __init__(self, model: Model, ws: kernels.Workspace):
+        self.model = model
+        self.ws = ws
+        self._top_ids = np.zeros(5, np.int32)
+        self._top_lps = np.zeros(5, np.float64)
+
+    def score(self, row: np.ndarray, token: int, k: int, offset: int) -> TokenRecord:
+        log_z = kernels.log_normalizer(row, self.ws.weights)
+        kernels.top_logprobs(row, log_z, k, self._top_ids, self._top_lps)
+        return TokenRecord(token, float(row[token] - log_z), self._top_ids[:k].copy(), self._top_lps[:k].copy(),
+                           offset)
+
+    def offsets(self, w: PromptWork) -> list[int]:
+        p = w.prompt
+        offsets, _ = token_offsets([self.model.token_bytes(t) for t in p.tokens[p.echo_start:p.echo_end]])
+        return offsets
+
+    def first_record(self, w: PromptWork, offsets: list[int]) -> TokenRecord | None:
+        """Nothing precedes the first token of a context: it has no logprob."""
+        if w.prompt.echo_start == 0 and w.prompt.echo_end > 0:
+            return TokenRecord(w.prompt.tokens[0], None, None, None, offsets[0])
+        return None
+
+
+def warm_up(model: Model, ws: kernels.Workspace) -> None:
+    """Load (or compile, once per machine) the kernels for the argument types the loop uses, so that the
+    first request does not pay for it: logits rows are read-only views."""
+    row = np.zeros(model.n_vocab, np.float32)
+    row.flags.writeable = False
+    plan = SamplingPlan(np.zeros(0, np.int32), np.zeros(0, np.float32), 0.0, 0.0, 1.0, 0.5, 0, 1)
+    ChoiceSampler(plan, 0, model.n_vocab, 1).sample(row, ws)
+    PromptScorer(model, ws).score(row, 0, 1, 0)

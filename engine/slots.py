@@ -1,0 +1,93 @@
+"""The pool of KV sequences ("slots"): each holds the KV cells of the tokens it last evaluated, so a new
+prompt can start after the longest prefix some free slot already holds (llama.cpp server's slot choice).
+
+Every sequence has a KV stream of its own, so reusing cells gives the same logits, bit for bit, as
+evaluating the prefix again. Only the loop thread calls into this.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import Model
+
+
+@dataclass(eq=False)
+class Slot:
+    seq: int
+    tokens: list[int] = field(default_factory=list)  # tokens whose KV cells the sequence holds, positions 0..
+    busy: bool = False
+    last_used: int = 0
+
+
+def common_prefix(a, b) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class SlotPool:
+    def __init__(self, model: Model, prefix_cache: bool = True):
+        self.model = model
+        self.prefix_cache = prefix_cache
+        self.slots = [Slot(seq) for seq in range(model.n_seq_max)]
+        self._clock = 0
+
+    def n_free(self) -> int:
+        return sum(not s.busy for s in self.slots)
+
+    def take(self, prompt: tuple[int, ...], count: int, reuse: bool = True) -> tuple[list[Slot], int]:
+        """Claim `count` free slots for one prompt: the first gets the longest cached common prefix (least
+        recently used on ties), the others the least recently used. Returns (slots, tokens already held by the
+        first); at least the prompt's last token is left to evaluate, for its logits row."""
+        free = [s for s in self.slots if not s.busy]
+        assert len(free) >= count
+        for s in free:  # someone used the model directly: the cells no longer match what we recorded
+            if self.model.seq_pos_max(s.seq) != len(s.tokens) - 1:
+                self._clear(s)
+
+        def reusable(s: Slot) -> int:
+            return common_prefix(s.tokens, prompt) if self.prefix_cache and reuse else 0
+        first = max(free, key=lambda s: (reusable(s), -s.last_used))
+        start = min(reusable(first), len(prompt) - 1)
+        others = sorted((s for s in free if s is not first), key=lambda s: s.last_used)[: count - 1]
+        self.model.seq_remove(first.seq, start, -1)
+        del first.tokens[start:]
+        for s in others:
+            self._clear(s)
+        chosen = [first, *others]
+        for s in chosen:
+            s.busy = True
+        return chosen, start
+
+    def copy_prompt(self, src: Slot, dst: Slot) -> None:
+        """A sibling candidate starts from the prompt its first candidate evaluated."""
+        self.model.seq_copy(src.seq, dst.seq)
+        dst.tokens = list(src.tokens)
+
+    def release(self, slot: Slot) -> None:
+        """The slot is free again; its cells stay as a prefix cache (cleared when the cache is off)."""
+        self._clock += 1
+        slot.busy = False
+        slot.last_used = self._clock
+        if not self.prefix_cache:
+            self._clear(slot)
+
+    def drop(self, slot: Slot) -> None:
+        """Free the slot and forget its cells (after an error left them in an unknown state)."""
+        self._clear(slot)
+        self.release(slot)
+
+    def reset(self) -> None:
+        """Forget every free slot's cached prefix."""
+        for s in self.slots:
+            if not s.busy:
+                self._clear(s)
+
+    def _clear(self, slot: Slot) -> None:
+        self.model.seq_remove(slot.seq)
+        slot.tokens = []
+
+    def usage(self) -> list[dict]:
+        return [{"seq": s.seq, "busy": s.busy, "cached_tokens": len(s.tokens)} for s in self.slots]
