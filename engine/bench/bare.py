@@ -10,8 +10,9 @@ import numpy as np
 from ..model import Model
 
 
-def generate(model: Model, prompt: list[int], n_tokens: int, n_seqs: int = 1) -> None:
-    """Greedy generation of n_tokens per sequence for n_seqs copies of the prompt, one batch per step."""
+def generate(model: Model, prompt: list[int], n_tokens: int, n_seqs: int = 1) -> int:
+    """Greedy generation of n_tokens per sequence for n_seqs copies of the prompt, one batch per step.
+    Returns the tokens generated."""
     for s in range(n_seqs):
         model.seq_remove(s)
     k = len(prompt)
@@ -23,11 +24,13 @@ def generate(model: Model, prompt: list[int], n_tokens: int, n_seqs: int = 1) ->
         rows = model.decode(next_tokens, [k + step] * n_seqs, seqs, [True] * n_seqs)
     for s in seqs:
         model.seq_remove(s)
+    return n_tokens * n_seqs
 
 
-def score(model: Model, tokens: list[int]) -> None:
-    """One prefill that keeps the logits row of every token (what scoring a prompt needs)."""
+def score(model: Model, tokens: list[int]) -> int:
+    """One prefill that keeps the logits row of every token (what scoring a prompt needs). Returns its length."""
     model.seq_remove(0)
     n = len(tokens)
     model.decode(tokens, np.arange(n), np.zeros(n, np.int32), np.ones(n, bool))
     model.seq_remove(0)
+    return n

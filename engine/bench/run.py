@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 from .backend import describe_backend
-from .report import CONTENDERS, Row, markdown_table
-from .timing import alternating_medians
+from .report import Row, markdown_table
+from .timing import alternating_rates
 from .workloads import build_workloads
 
 
@@ -33,9 +34,8 @@ class BenchConfig:
 
 
 def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
-    import llama_cpp
-
     from ..api import Engine
+    from .llama_python import load_llama
 
     threads = cfg.n_threads or os.cpu_count() or 1
     extra = {} if cfg.n_seq_max is None else {"n_seq_max": cfg.n_seq_max}
@@ -48,14 +48,14 @@ def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
         path = str(engine.model.path)
         common = dict(n_ctx=cfg.n_ctx, n_threads=threads, n_threads_batch=threads, n_gpu_layers=cfg.n_gpu_layers,
                       flash_attn=cfg.flash_attn, seed=1, verbose=False)
-        llama = llama_cpp.Llama(path, **common)
-        llama_all = llama_cpp.Llama(path, logits_all=True, **common)
+        llama = load_llama(path, cfg.repack_weights, **common)
+        llama_all = load_llama(path, cfg.repack_weights, logits_all=True, **common)
         try:
             rows = []
             for w in build_workloads(engine, llama, llama_all, cfg.n_tokens, cfg.n_score):
-                print(f"  {w.name} ...", file=sys.stderr)
-                seconds = alternating_medians(w.contenders, cfg.rounds, cfg.warm_up)
-                rows.append(Row(w.name, {c: w.tokens_per_run / seconds[c] for c in CONTENDERS}))
+                t0 = time.perf_counter()
+                rows.append(Row(w.name, alternating_rates(w.contenders, cfg.rounds, cfg.warm_up)))
+                print(f"  {w.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         finally:
             llama.close()
             llama_all.close()

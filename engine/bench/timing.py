@@ -7,18 +7,18 @@ import time
 from collections.abc import Callable
 
 
-def alternating_medians(contenders: dict[str, Callable[[int], object]], rounds: int,
-                        warm_up: bool) -> dict[str, float]:
-    """Median wall seconds per contender; each callable gets the round number (-1 for the warm-up)."""
+def alternating_rates(contenders: dict[str, Callable[[int], int]], rounds: int, warm_up: bool) -> dict[str, float]:
+    """Median tokens per second of each contender. A contender gets the round number (-1 for the warm-up)
+    and returns how many tokens it generated or scored."""
     names = list(contenders)
     if warm_up:
         for name in names:
             contenders[name](-1)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for k in range(len(names)):
             name = names[(r + k) % len(names)]
             t0 = time.perf_counter()
-            contenders[name](r)
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+            n = contenders[name](r)
+            rates[name].append(n / (time.perf_counter() - t0))
+    return {name: statistics.median(v) for name, v in rates.items()}
