@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.bench.report import Row, markdown_table
 from engine.bench.timing import alternating_rates
 
@@ -48,3 +50,12 @@ def test_rounds_rotate_the_first_contender():
     assert [name for r, name in order if r == -1] == ["a", "b", "c"]
     assert [[name for r, name in order if r == k][0] for k in range(3)] == ["a", "b", "c"]
     assert [name for r, name in order if r == 1] == ["b", "c", "a"]
+
+
+def test_chart_is_a_png_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib")  # optional: `sampling-engine[chart]`
+    from engine.bench.chart import write_chart
+
+    rows = [Row(name, {"ours": 3.0, "llama-cpp-python": 2.0, "bare loop": 3.5}) for name in ROWS]
+    write_chart(rows, "backend: CPU", tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
