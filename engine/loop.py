@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import kernels
 
 from .model import Model
-from .rows import PromptScorer, push_sample, sample_candidate, warm_up
+from .rows import PromptScorer, push_sample, sample_rows, warm_up
 from .scheduler import Job, Scheduler, StepPlan, Unit
 from .slots import SlotPool
 
@@ -203,30 +203,14 @@ class EngineLoop:
         return rows, owners
 
     def _sample_all(self, rows, owners) -> dict:
-        """Every draw of this step, keyed by candidate; rows are split over the sampler threads, one Workspace
-        each (a draw depends only on its row and its candidate's state, never on the thread)."""
+        """Every draw of this step, keyed by candidate."""
         work = []
         for i, owner in enumerate(owners):
             if owner[0] == "sample":
-                work.append((owner[2], i))
+                work.append((owner[2], rows[i]))
             elif owner[0] == "last":
-                work.extend((c, i) for c in owner[1].candidates if c.state.max_new > 0)
-        out: dict = {}
-
-        def run(part, ws):
-            for c, i in part:
-                out[c] = sample_candidate(c, rows[i], ws)
-        parts = min(len(self.workspaces), len(work))
-        if parts <= 1:
-            run(work, self.workspaces[0])
-            return out
-        size = -(-len(work) // parts)
-        futures = [self._executor.submit(run, work[k * size:(k + 1) * size], self.workspaces[k])
-                   for k in range(1, parts)]
-        run(work[:size], self.workspaces[0])
-        for f in futures:
-            f.result()
-        return out
+                work.extend((c, rows[i]) for c in owner[1].candidates if c.state.max_new > 0)
+        return sample_rows(work, self.workspaces, self._executor)
 
     def _apply(self, plan: StepPlan, rows, owners, draws) -> None:
         """Record what the step did: cells now held, prompt scores, sampled tokens; free finished sequences."""

@@ -48,6 +48,14 @@ def _close_all_models() -> None:
         model.close()
 
 
+def split_invariant_build() -> bool:
+    """True when llama.cpp was built without llamafile's tinyBLAS (GGML_LLAMAFILE=OFF, as ./dev builds it).
+    tinyBLAS takes batches of 2+ tokens and leaves 1-token batches to ggml's own kernels, which sum in another
+    order: a prompt's logits then depend on how it was split into llama_decode calls."""
+    _ensure_backend()
+    return "LLAMAFILE = 1" not in llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
 @dataclass(frozen=True)
 class FimTokens:
     prefix: int

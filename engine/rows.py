@@ -12,10 +12,25 @@ from .sampler import ChoiceSampler, SamplingPlan
 from .work import Candidate, PromptWork
 
 
-def sample_candidate(c: Candidate, row: np.ndarray, ws: kernels.Workspace) -> tuple[int, float]:
-    """Draw c's next token from a raw logits row (any thread, one Workspace per thread); top-k lands in the
-    sampler's own arrays. The choice's state is not touched: `push_sample` does that on the loop thread."""
-    return c.sampler.sample(row, ws)
+def sample_rows(work: list[tuple[Candidate, np.ndarray]], workspaces: list[kernels.Workspace],
+                executor=None) -> dict:
+    """Draw for every (candidate, row): split over the executor's threads plus the caller's, one Workspace
+    each. A draw depends only on its row and its candidate's state, never on the thread or the split."""
+    out: dict = {}
+
+    def run(part, ws):
+        for c, row in part:
+            out[c] = c.sampler.sample(row, ws)
+    parts = min(len(workspaces), len(work)) if executor is not None else 1
+    if parts <= 1:
+        run(work, workspaces[0])
+        return out
+    size = -(-len(work) // parts)
+    futures = [executor.submit(run, work[k * size:(k + 1) * size], workspaces[k]) for k in range(1, parts)]
+    run(work[:size], workspaces[0])
+    for f in futures:
+        f.result()
+    return out
 
 
 def push_sample(model: Model, c: Candidate, token: int, logprob: float) -> None:

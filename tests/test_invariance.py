@@ -25,6 +25,14 @@ def fresh(any_engine, **options):
 
 # ---- backend: raw logits rows --------------------------------------------------------------------------------
 
+def test_llama_cpp_is_built_without_llamafile():
+    """./dev builds llama-cpp-python with GGML_LLAMAFILE=OFF; with tinyBLAS a prompt split so that its last
+    piece is one token gave logits 0.41 apart on SmolLM2 (and every invariance test below would fail)."""
+    from engine.model import split_invariant_build
+
+    assert split_invariant_build()
+
+
 def _last_row(model, pieces, seq=1, beside=None):
     """Decode `pieces` (lists of tokens, one llama_decode each) into `seq`; return the last row. `beside`
     = (tokens, other_seq): decoded in the same calls, one token per call, as a running neighbour would be."""
