@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP server (`sampling-engine serve`); needs the `server` extra."""
