@@ -43,17 +43,19 @@ class Engine:
                  n_threads: int | None = None, n_seq_max: int = 8, flash_attn: bool = False,
                  verbose: bool = False, aliases: tuple[str, ...] = (), prefix_cache: bool = True,
                  repack_weights: bool = False, max_queue: int = 64, step_tokens: int | None = None,
-                 sample_threads: int | None = None):
+                 sample_threads: int | None = None, lazy_slots: bool = True, kv_cache_type: str = "f16"):
         self.model_id, path = resolve_model_path(model, quiet=not verbose)
+        # lazy_slots: KV memory for one sequence until more are needed at once (an embedded single caller
+        # never pays for eight); the pool grows up to n_seq_max by re-creating the context when idle.
         self.model = Model(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
-                           n_seq_max=n_seq_max, flash_attn=flash_attn, verbose=verbose,
-                           repack_weights=repack_weights)
+                           n_seq_max=1 if lazy_slots else n_seq_max, flash_attn=flash_attn, verbose=verbose,
+                           repack_weights=repack_weights, kv_cache_type=kv_cache_type)
         self.aliases = frozenset({self.model_id, str(path), path.name, *aliases})
         self.formatter = LogprobFormatter(self.model.token_name_bytes)
         self.system_fingerprint = self._fingerprint(path, n_gpu_layers, repack_weights)
         try:
             self.loop = EngineLoop(self.model, prefix_cache=prefix_cache, step_tokens=step_tokens,
-                                   max_queue=max_queue, sample_threads=sample_threads)
+                                   max_queue=max_queue, sample_threads=sample_threads, max_slots=n_seq_max)
         except BaseException:
             self.model.close()
             raise
@@ -116,8 +118,12 @@ class Engine:
         self.loop.reset_prefix_cache()
 
     def stats(self) -> dict:
-        """Requests running and queued, tokens generated, and each slot's state (busy, cached tokens)."""
+        """Requests running and queued, tokens generated, each slot's state (busy, cached tokens), memory."""
         return self.loop.stats()
+
+    def memory(self) -> dict:
+        """Bytes llama.cpp holds for this engine now: weights, KV cache (every slot), compute buffer."""
+        return self.stats()["memory"]
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no request is running, queued or being cancelled; False if `timeout` passed first."""

@@ -33,10 +33,12 @@ def _stop_all_loops() -> None:
 
 class EngineLoop:
     def __init__(self, model: Model, prefix_cache: bool = True, step_tokens: int | None = None,
-                 max_queue: int = 64, sample_threads: int | None = None):
+                 max_queue: int = 64, sample_threads: int | None = None, max_slots: int | None = None):
+        """`max_slots` above the model's current sequence count lets the pool grow on demand (the context is
+        re-created with more sequences once the running requests finish)."""
         self.model = model
         self.pool = SlotPool(model, prefix_cache)
-        self.scheduler = Scheduler(self.pool, step_tokens or model.n_batch, max_queue)
+        self.scheduler = Scheduler(self.pool, step_tokens or 512, max_queue, max_slots)
         threads = sample_threads or min(4, os.cpu_count() or 1)
         self.workspaces = [kernels.Workspace(model.n_vocab) for _ in range(threads)]
         self._executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="sampler") if threads > 1 else None
@@ -94,7 +96,7 @@ class EngineLoop:
     def _publish(self) -> None:
         """Loop thread: the figures other threads may read."""
         stats = {"running": len(self.scheduler.running_jobs()), "tokens_generated": self.tokens_generated,
-                 "slots": self.pool.usage()}
+                 "slots": self.pool.usage(), "memory": self.model.memory()}
         with self._cv:
             self._waiting_jobs = self.scheduler.queued_jobs()
             self._stats = stats

@@ -12,7 +12,10 @@ import llama_cpp  # isort: skip
 import atexit
 import ctypes
 import os
+import re
+import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +27,35 @@ _live_models: "weakref.WeakSet[Model]" = weakref.WeakSet()
 _verbose_logging = False
 
 
+_captured_log: list[bytes] | None = None  # while a model or context is created: its buffer sizes are read here
+_capture_lock = threading.Lock()
+
+
 @llama_cpp.llama_log_callback
 def _log_callback(level, text, user_data):  # kept at module level: llama.cpp holds this pointer forever
+    if _captured_log is not None:
+        _captured_log.append(text)
     if _verbose_logging:
         os.write(2, text)
+
+
+@contextmanager
+def _capturing_log():
+    """Collect what llama.cpp logs meanwhile (one load at a time)."""
+    global _captured_log
+    with _capture_lock:
+        lines: list[bytes] = []
+        _captured_log = lines
+        try:
+            yield lines
+        finally:
+            _captured_log = None
+
+
+def _buffer_mib(lines: list[bytes], kind: str) -> float:
+    """Sum of llama.cpp's "<backend> <kind> buffer size = X MiB" lines."""
+    text = b"".join(lines).decode(errors="replace")
+    return sum(float(m) for m in re.findall(rf"{kind} buffer size =\s*([\d.]+) MiB", text))
 
 
 llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
@@ -54,6 +82,9 @@ def split_invariant_build() -> bool:
     order: a prompt's logits then depend on how it was split into llama_decode calls."""
     _ensure_backend()
     return "LLAMAFILE = 1" not in llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # ggml type ids
 
 
 @dataclass(frozen=True)
@@ -83,6 +114,7 @@ class Model:
         flash_attn: bool = False,
         verbose: bool = False,
         repack_weights: bool = False,
+        kv_cache_type: str = "f16",
     ):
         global _verbose_logging
         self.path = Path(path)
@@ -100,40 +132,26 @@ class Model:
         # every row is the same bits however it is batched; the speed cost is within noise on CPU.
         mparams.use_extra_bufts = repack_weights
         self.repack_weights = repack_weights
-        self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        with _capturing_log() as log:
+            self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             from .errors import ModelFileError
 
             raise ModelFileError(f"llama.cpp could not load {self.path} (corrupt or unsupported GGUF)")
+        self.model_bytes = int(_buffer_mib(log, "model") * 2**20)
         _live_models.add(self)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self._model)
-
-        threads = n_threads or max(1, os.cpu_count() or 1)
-        cparams = llama_cpp.llama_context_default_params()
-        per_seq = n_ctx or min(self.n_ctx_train, 4096)
-        cparams.n_ctx = per_seq * n_seq_max
-        # The engine loop chunks every prompt to fit one step of n_batch tokens (one token per running
-        # sequence plus prompt chunks), so n_batch does not grow with the context.
-        cparams.n_batch = max(512, n_seq_max + 1)
-        cparams.n_ubatch = 512
-        cparams.n_seq_max = n_seq_max
-        cparams.kv_unified = False
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
-        cparams.no_perf = True
-        # Off by default like llama-cpp-python's Llama, so greedy outputs agree with it bit for bit.
-        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn
-                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
-        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
-        if not self._ctx:
+        if kv_cache_type not in KV_CACHE_TYPES:
             self.close()
-            raise RuntimeError(f"llama.cpp could not create a context of {n_seq_max} x {per_seq} tokens")
-        self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # per sequence
-        self.n_seq_max = n_seq_max
-        self.n_batch = cparams.n_batch
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
+            raise ValueError(f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, got {kv_cache_type!r}")
+        self.kv_cache_type = kv_cache_type
+        # llama.cpp stores a quantized V cache only with flash attention.
+        self.flash_attn = flash_attn or kv_cache_type != "f16"
+        self._threads = n_threads or max(1, os.cpu_count() or 1)
+        self._per_seq = n_ctx or min(self.n_ctx_train, 4096)
+        self._create_context(n_seq_max)
 
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
         self.eos = llama_cpp.llama_vocab_eos(self._vocab)
@@ -146,6 +164,48 @@ class Model:
         self._piece_cache: dict[int, bytes] = {}  # filled from any thread; a dict store is atomic
         self._batch_capacity = 0
         self._grow_batch(512)
+
+    # ---- context --------------------------------------------------------------------------------
+
+    def _create_context(self, n_seq_max: int) -> None:
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = self._per_seq * n_seq_max
+        # The engine loop chunks every prompt to fit one step of n_batch tokens (one token per running
+        # sequence plus prompt chunks), so n_batch does not grow with the context.
+        cparams.n_batch = max(512, n_seq_max + 1)
+        cparams.n_ubatch = 512
+        cparams.n_seq_max = n_seq_max
+        cparams.kv_unified = False
+        cparams.n_threads = self._threads
+        cparams.n_threads_batch = self._threads
+        cparams.no_perf = True
+        # Off by default like llama-cpp-python's Llama, so greedy outputs agree with it bit for bit.
+        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn
+                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        cparams.type_k = cparams.type_v = KV_CACHE_TYPES[self.kv_cache_type]
+        with _capturing_log() as log:
+            self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            self.close()
+            raise RuntimeError(f"llama.cpp could not create a context of {n_seq_max} x {self._per_seq} tokens")
+        self.kv_bytes = int(_buffer_mib(log, "KV") * 2**20)
+        self.compute_bytes = int(_buffer_mib(log, "compute") * 2**20)
+        self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # per sequence
+        self.n_seq_max = n_seq_max
+        self.n_batch = cparams.n_batch
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+
+    def set_sequences(self, n_seq_max: int) -> None:
+        """Re-create the context for `n_seq_max` KV sequences (memory grows with it); every sequence's cells
+        are lost. Each sequence has its own KV stream, so logits do not depend on how many there are."""
+        llama_cpp.llama_free(self._ctx)
+        self._ctx = None
+        self._create_context(n_seq_max)
+
+    def memory(self) -> dict:
+        """Bytes llama.cpp allocated: weights, KV cache (all sequences), compute buffer."""
+        return {"model_bytes": self.model_bytes, "kv_bytes": self.kv_bytes, "compute_bytes": self.compute_bytes,
+                "n_seq_max": self.n_seq_max, "n_ctx_per_seq": self.n_ctx, "kv_cache_type": self.kv_cache_type}
 
     # ---- tokens ---------------------------------------------------------------------------------
 

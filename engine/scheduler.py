@@ -13,7 +13,12 @@ from .errors import CompletionError
 from .slots import Slot, SlotPool
 from .work import Candidate, PromptWork
 
-SCORE_CHUNK = 256  # prompt tokens per step when every row is scored (echo logprobs): bounds the logits buffer
+SCORE_ROWS_BYTES = 64 << 20  # logits rows per step when every row is scored (echo): llama.cpp keeps the buffer
+
+
+def score_chunk(n_vocab: int) -> int:
+    """Prompt tokens per step when each one's logits row is kept: 256 at 49k vocab, 64 at 262k."""
+    return max(16, min(256, SCORE_ROWS_BYTES // (4 * n_vocab)))
 
 
 class Job:
@@ -99,11 +104,14 @@ def split_units(job: Job, n_seq_max: int) -> list[Unit]:
 
 
 class Scheduler:
-    def __init__(self, pool: SlotPool, step_tokens: int, max_queue: int, log_size: int = 512):
-        if step_tokens <= len(pool.slots):
-            raise ValueError(f"step_tokens ({step_tokens}) must exceed the number of slots ({len(pool.slots)})")
+    def __init__(self, pool: SlotPool, step_tokens: int, max_queue: int, max_slots: int | None = None,
+                 log_size: int = 512):
+        self.max_slots = max_slots or len(pool.slots)
+        if step_tokens <= self.max_slots:
+            raise ValueError(f"step_tokens ({step_tokens}) must exceed the number of slots ({self.max_slots})")
         self.pool = pool
         self.step_tokens = step_tokens
+        self.score_chunk = score_chunk(pool.model.n_vocab)
         self.max_queue = max_queue
         self.waiting: deque[Unit] = deque()
         self.active: list[Unit] = []
@@ -126,7 +134,7 @@ class Scheduler:
                                   code="engine_overloaded", status=503)
 
     def add(self, job: Job) -> None:
-        job.units = split_units(job, len(self.pool.slots))
+        job.units = split_units(job, self.max_slots)
         self.waiting.extend(job.units)
 
     def remove(self, job: Job) -> None:
@@ -150,7 +158,13 @@ class Scheduler:
     def admit(self) -> list[Unit]:
         """First come, first served: the queue's head is admitted when enough slots are free."""
         admitted = []
-        while self.waiting and self.pool.n_free() >= len(self.waiting[0].candidates):
+        while self.waiting:
+            need = len(self.waiting[0].candidates)
+            if self.pool.n_free() < need:
+                if len(self.pool.slots) == self.max_slots or self.active:
+                    break  # wait for slots to free up (or, to grow the pool, for the running ones to finish)
+                self.pool.grow(min(self.max_slots, max(2 * len(self.pool.slots), need)))
+                continue
             u = self.waiting.popleft()
             u.slots, u.done_tokens = self.pool.take(u.work.prompt.tokens, len(u.candidates), reuse=not u.score)
             u.phase = "prefill"
@@ -166,7 +180,7 @@ class Scheduler:
             if u.phase != "prefill" or budget <= 0:
                 continue
             n = len(u.work.prompt.tokens)
-            chunk = min(n - u.done_tokens, budget, SCORE_CHUNK if u.score else budget)
+            chunk = min(n - u.done_tokens, budget, self.score_chunk if u.score else budget)
             prefill.append((u, u.done_tokens, u.done_tokens + chunk))
             budget -= chunk
         record = StepRecord(tuple((u.job.id, s.seq) for u, _, s in decode),

@@ -34,6 +34,12 @@ class SlotPool:
         self.slots = [Slot(seq) for seq in range(model.n_seq_max)]
         self._clock = 0
 
+    def grow(self, n: int) -> None:
+        """More sequences: the context is re-created (all free now), so every cached prefix is lost."""
+        assert not any(s.busy for s in self.slots)
+        self.model.set_sequences(n)
+        self.slots = [Slot(seq) for seq in range(n)]
+
     def n_free(self) -> int:
         return sum(not s.busy for s in self.slots)
 

@@ -29,7 +29,8 @@ def model_path():
 def engine(model_path):
     from engine import Engine
 
-    e = Engine(load_registry()[0], n_ctx=4096)  # by registry name (model_path checked it is present)
+    # by registry name (model_path checked it is present); 4 slots up front: tests also use sequences 0..3
+    e = Engine(load_registry()[0], n_ctx=4096, n_seq_max=4, lazy_slots=False)
     yield e
     e.close()
 
@@ -43,7 +44,7 @@ def any_engine(request, engine):
     from engine import Engine
 
     registry_model_path(request.param)
-    e = Engine(request.param, n_ctx=4096)
+    e = Engine(request.param, n_ctx=4096, n_seq_max=4, lazy_slots=False)
     yield e
     e.close()
 
