@@ -1,4 +1,5 @@
-"""Command line: `sampling-engine complete`, `sampling-engine models [fetch NAME]`, `sampling-engine bench`.
+"""Command line: `sampling-engine complete`, `sampling-engine models [fetch NAME]`, `sampling-engine bench`,
+`sampling-engine serve` (the HTTP server, engine/server/).
 
 Exit codes: 0 done, 2 a bad request or option (`error: <param>: <message>`, the API's own message),
 1 a failure of llama.cpp or of the download (one line on stderr, no traceback), 130 interrupted.
@@ -10,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 from .cli_request import add_request_options, request_from_args
 from .errors import CompletionError
@@ -38,6 +40,16 @@ def _engine_kwargs(args) -> dict:
     return kw
 
 
+@contextmanager
+def _engine_option_errors():
+    """The engine rejects impossible options (say, more sequences than a step holds) with ValueError: that
+    is the user's bad value, so exit 2 like a bad request."""
+    try:
+        yield
+    except ValueError as e:
+        raise CompletionError(str(e)) from None
+
+
 # ---- complete ---------------------------------------------------------------------------------------
 
 def _cmd_complete(args) -> int:
@@ -49,7 +61,8 @@ def _cmd_complete(args) -> int:
     from .api import Engine
 
     t0 = time.perf_counter()
-    engine = Engine(args.model or request.get("model"), **_engine_kwargs(args))
+    with _engine_option_errors():
+        engine = Engine(args.model or request.get("model"), **_engine_kwargs(args))
     load_s = time.perf_counter() - t0
     with engine:
         t1 = time.perf_counter()
@@ -114,7 +127,8 @@ def _cmd_bench(args) -> int:
     overrides = {k: v for k, v in dict(engine_kw, model=args.model, png=args.png, n_tokens=args.tokens,
                                        rounds=args.rounds).items() if v is not None}
     cfg = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
-    run_bench(cfg)
+    with _engine_option_errors():
+        run_bench(cfg)
     return 0
 
 
@@ -146,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--png", metavar="PATH", default=None, help="also draw the table as a chart (needs matplotlib)")
     _engine_options(b, n_ctx_default=None)
     b.set_defaults(func=_cmd_bench)
+
+    from .server.cli import add_serve_command  # argparse only: the server extra is imported when `serve` runs
+
+    add_serve_command(sub)
     return p
 
 

@@ -1,0 +1,64 @@
+"""`sampling-engine serve`: its options. Imports nothing of the server extra until the command runs, so the
+rest of the CLI works without it."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .config import DEFAULT_MAX_BODY_BYTES
+
+SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "prometheus_client")
+
+
+def add_serve_command(sub) -> None:
+    s = sub.add_parser("serve", allow_abbrev=False,
+                       help="OpenAI-compatible HTTP server (POST /v1/completions, SSE streaming, tokenizer routes)",
+                       description="OpenAI's Completions API over HTTP on one loaded model. Needs the `server` "
+                                   "extra: pip install 'sampling-engine[server]'.")
+    s.add_argument("--model", default=None, help="registry name (fetched on first use) or path to a .gguf file")
+    s.add_argument("--alias", action="append", metavar="NAME",
+                   help="another name clients may send as `model` (repeatable)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, logged)")
+    s.add_argument("--api-key", default=os.environ.get("SAMPLING_ENGINE_API_KEY"),
+                   help="require `Authorization: Bearer KEY` (default: $SAMPLING_ENGINE_API_KEY; none: open)")
+    s.add_argument("--slots", type=int, default=8, help="KV sequences decoded together (default 8)")
+    s.add_argument("--max-queue", type=int, default=64,
+                   help="requests waiting for a slot before new ones get 503 (default 64)")
+    s.add_argument("--n-ctx", type=int, default=None, help="context tokens per slot (default: the model's, up to 4096)")
+    s.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to the GPU (99: all)")
+    s.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: every core)")
+    s.add_argument("--flash-attn", action="store_true", help="llama.cpp's flash attention")
+    s.add_argument("--repack-weights", action="store_true", help="llama.cpp's repacked weight layouts")
+    s.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
+    s.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+                   help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})")
+    s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="allow browser requests from this origin (repeatable; '*' for any); default: no CORS")
+    s.add_argument("--log-prompts", action="store_true", help="include prompts in the request log lines")
+    s.add_argument("--shutdown-timeout", type=float, default=30.0,
+                   help="on SIGINT/SIGTERM, seconds in-flight requests get before they are cancelled (default 30)")
+    s.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: `sampling-engine serve` needs the server extra ({', '.join(missing)} missing): "
+              f"pip install 'sampling-engine[server]'", file=sys.stderr)
+        return 2
+    for name, value, low in (("--port", args.port, 0), ("--slots", args.slots, 1), ("--max-queue", args.max_queue, 0),
+                             ("--max-body-bytes", args.max_body_bytes, 1)):
+        if value < low or (name == "--port" and value > 65535):
+            print(f"error: {name} must be {'in [0, 65535]' if name == '--port' else f'>= {low}'}, got {value}",
+                  file=sys.stderr)
+            return 2
+    if args.shutdown_timeout < 0:
+        print(f"error: --shutdown-timeout must be >= 0, got {args.shutdown_timeout}", file=sys.stderr)
+        return 2
+    from .run import serve
+
+    return serve(args)

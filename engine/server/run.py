@@ -1,0 +1,115 @@
+"""`sampling-engine serve`: bind, load the engine, run uvicorn; on SIGINT/SIGTERM stop accepting, let in-flight
+requests finish for up to --shutdown-timeout seconds (then cancel them), close the engine, exit 0."""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import signal
+import socket
+import sys
+import threading
+
+import uvicorn
+
+from .app import create_app
+from .config import ServerConfig
+from .logs import LOGGER, setup_logging
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, but a shutdown signal is an orderly exit: it is not re-raised once the server has
+    stopped (uvicorn does that so the process dies of the signal; we exit 0), and the app learns of it."""
+
+    def __init__(self, config: uvicorn.Config, app_config: ServerConfig, on_started=None):
+        super().__init__(config)
+        self.app_config = app_config
+        self.on_started = on_started
+
+    def handle_exit(self, sig, frame) -> None:
+        if not self.app_config.shutting_down:
+            self.app_config.shutting_down = True
+            name = signal.Signals(sig).name if sig else "request"
+            LOGGER.info(f"{name}: shutting down (no new connections; in-flight requests get "
+                        f"{self.app_config.shutdown_timeout_s:g} s, then are cancelled)")
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket (port 0: the system picks one); fails before the model loads if it is taken."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(args) -> int:
+    from ..api import Engine
+
+    setup_logging()
+    config = ServerConfig(api_key=args.api_key or None, max_body_bytes=args.max_body_bytes,
+                          log_prompts=args.log_prompts, cors_origins=tuple(args.cors_origin or ()),
+                          shutdown_timeout_s=args.shutdown_timeout)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as e:
+        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    kwargs = dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
+                  max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights,
+                  verbose=args.verbose, aliases=tuple(args.alias or ()))
+    if "lazy_slots" in inspect.signature(Engine).parameters:
+        kwargs["lazy_slots"] = False  # a server holds every slot from the start: no re-creation under load
+    try:
+        engine = Engine(args.model, **kwargs)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        app = create_app(engine, config)
+        uv_config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                   timeout_graceful_shutdown=int(config.shutdown_timeout_s) + 2,
+                                   server_header=False)
+        url = _url(sock)
+        started = lambda: LOGGER.info(  # noqa: E731
+            f"serving {engine.model_id} at {url}/v1 ({args.slots} slots, queue {args.max_queue}, "
+            f"context {engine.model.n_ctx} per slot{', API key required' if config.api_key else ''})")
+        server = Server(uv_config, config, on_started=started)
+        server.run(sockets=[sock])
+        if not server.started:
+            return 1
+        LOGGER.info("stopped")
+        return 0
+    finally:
+        sock.close()
+        engine.close()
