@@ -120,3 +120,21 @@ def test_vanishing_temperature_is_the_argmax(temperature):
     raw = np.array([0.5, 2.0, 1.0, -np.inf], np.float32)
     for top_p in (1.0, 0.5):
         assert step(raw, temperature=temperature, top_p=top_p, seed=3)[0] == 1
+
+
+@pytest.mark.parametrize("small, drawable", [
+    (0.9 * 2.0 ** -40, False),  # below one unit of the fixed-point masses: never drawn
+    (4 * 2.0 ** -40, True),     # four units: drawn, at the very end of the range of u
+])
+def test_weights_below_2_to_the_minus_40_of_the_largest_are_never_drawn(small, drawable):
+    """README, "Choices written down": masses are fixed point in units of 2**-40 of the most likely token's weight,
+    so a token below one unit is never drawn. The draw (draw_all_in_blocks, which the fused step uses at
+    top_p = 1; a nucleus never needs such a token's mass) inverts the CDF in id order, so the extreme values of
+    u, 0 and the RNG's largest 1 - 2**-53, are the only ones that could pick a token at either end of the row."""
+    u_max = 1.0 - 2.0 ** -53
+    for weights, u, small_id in (([1.0, small], u_max, 1), ([small, 1.0], 0.0, 0), ([small, 1.0, small], u_max, 2)):
+        w = np.array(weights, np.float32)
+        total = float(np.floor(w.astype(np.float64) * 2.0 ** 40).sum()) * 2.0 ** -40  # as exp_scaled returns it
+        assert (kernels.draw_all(w, total, u) == small_id) == drawable
+        if u == u_max:  # exact arithmetic would draw it: the cutoff is the fixed point's doing
+            assert ref.draw(w.astype(np.float64), w > 0, u) == small_id

@@ -11,7 +11,7 @@ import pytest
 import kernels
 from kernels import reference as ref
 
-from .helpers import JIT_DISABLED
+from .helpers import JIT_DISABLED, dense_condition, touch_top
 
 N_DRAWS = 100_000
 EMPTY_I, EMPTY_F = np.zeros(0, np.int32), np.zeros(0, np.float32)
@@ -22,16 +22,17 @@ SETTINGS = {
                                                 counts={0: 2, 5: 1}),
     "hot zipf, wide nucleus": dict(v=1000, temperature=1.5, top_p=0.95, bias={10: 3.0}, counts={1: 4}),
 }
+# Every one of the 10 largest raw logits biased or penalised: kernels/step.py's dense fallback.
+for _t in (0.8, 1.3):
+    for _p in (1.0, 0.95, 0.5):
+        SETTINGS[f"top 10 touched, T={_t}, top_p={_p}"] = dict(v=1000, temperature=_t, top_p=_p, touch_top=True)
 
 
-def _draws(raw, s):
+def _draws(raw, s, bias, counts):
     v = raw.size
     ws = kernels.Workspace(v)
-    bias_ids = np.array(list(s["bias"]), np.int32) if s["bias"] else EMPTY_I
-    bias_vals = np.array(list(s["bias"].values()), np.float32) if s["bias"] else EMPTY_F
-    counts = np.zeros(v, np.int32)
-    for t, c in s["counts"].items():
-        counts[t] = c
+    bias_ids = np.array(list(bias), np.int32) if bias else EMPTY_I
+    bias_vals = np.array(list(bias.values()), np.float32) if bias else EMPTY_F
     occurred = np.zeros(v, np.int32)
     nz = np.flatnonzero(counts)
     occurred[: nz.size] = nz
@@ -44,7 +45,7 @@ def _draws(raw, s):
                                           ws.blocks, bias_ids, bias_vals, c, occurred.copy(), nz.size, 0.6, 0.4,
                                           s["temperature"], s["top_p"], seed, 0, i, -1, top_ids, top_lps)
         hits[token] += 1
-    return hits, counts
+    return hits
 
 
 @pytest.mark.skipif(JIT_DISABLED, reason="100,000 interpreted draws take minutes without the JIT")
@@ -54,8 +55,16 @@ def test_empirical_distribution_matches_target(name):
     rng = np.random.default_rng(5)
     v = s["v"]
     raw = (-1.1 * np.log1p(rng.permutation(v)) if v > 100 else rng.standard_normal(v) * 1.5).astype(np.float32)
-    hits, counts = _draws(raw, s)
-    p = ref.target_distribution(raw, list(s["bias"]), list(s["bias"].values()), counts, 0.6, 0.4,
+    if s.get("touch_top"):
+        bias, counts = touch_top(raw, rng)
+        assert dense_condition(raw, bias, counts, n_top=-1)
+    else:
+        bias = s["bias"]
+        counts = np.zeros(v, np.int32)
+        for t, c in s["counts"].items():
+            counts[t] = c
+    hits = _draws(raw, s, bias, counts)
+    p = ref.target_distribution(raw, list(bias), list(bias.values()), counts, 0.6, 0.4,
                                 s["temperature"], s["top_p"])
     assert hits[p == 0].sum() == 0, "drew a token outside the nucleus"
     support = p > 0
