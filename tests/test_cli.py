@@ -170,10 +170,19 @@ def test_bad_request_file():
     assert r.returncode == 2 and r.stderr.startswith("error: request: stdin is not valid JSON")
 
 
-def test_llama_cpp_failure_is_one_line():
-    r = _run("complete", "hi", "--n-ctx", "16", "--n-seq-max", "1000")  # llama.cpp allows at most 256 sequences
-    assert r.returncode == 1
-    assert r.stderr.strip() == "error: llama.cpp could not create a context of 1000 x 16 tokens"
+@pytest.mark.parametrize("error, code", [
+    (RuntimeError("llama.cpp could not create a context of 4 x 999999 tokens"), 1),  # llama.cpp failed
+    (ValueError("step_tokens (512) must exceed the number of slots (1000)"), 2),  # an impossible option
+])
+def test_engine_failures_are_one_line(monkeypatch, capsys, error, code):
+    import engine.api
+    from engine.cli import main
+
+    def fail(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(engine.api, "Engine", fail)
+    assert main(["complete", "hi"]) == code
+    assert capsys.readouterr().err == f"error: {error}\n"
 
 
 def test_bad_model_path_is_a_clear_error(tmp_path):

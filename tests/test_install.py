@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # about a minute: the kernels compile cold in the
 
 def _sh(*cmd, **kw):
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
-    assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
+    assert r.returncode == 0, f"{cmd} exited {r.returncode}:\n{(r.stdout + r.stderr)[-4000:]}"
     return r
 
 

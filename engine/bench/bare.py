@@ -1,7 +1,7 @@
 """llama.cpp's own limit on this machine: llama_decode plus an argmax, nothing else (no sampling, no text).
 
-Runs on the engine's own model and context between requests; it leaves every sequence it used empty, which
-the engine notices and treats as a cold prefix cache.
+Runs on a Model (our llama.cpp context, same options as the engine's) of its own, so the engine's state is
+never touched; each run leaves every sequence it used empty.
 """
 from __future__ import annotations
 

@@ -35,30 +35,31 @@ class BenchConfig:
 
 def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
     from ..api import Engine
+    from ..model import Model
     from .llama_python import load_llama
 
     threads = cfg.n_threads or os.cpu_count() or 1
+    if cfg.n_seq_max is not None and cfg.n_seq_max < 4:
+        raise ValueError(f"bench needs --n-seq-max of at least 4 for its n=4 row, got {cfg.n_seq_max}")
     extra = {} if cfg.n_seq_max is None else {"n_seq_max": cfg.n_seq_max}
-    print(f"loading {cfg.model or 'the default model'} three times (ours, llama-cpp-python, and "
-          "llama-cpp-python with logits_all for logprobs)...", file=sys.stderr)
-    with Engine(cfg.model, n_ctx=cfg.n_ctx, n_threads=threads, n_gpu_layers=cfg.n_gpu_layers,
-                flash_attn=cfg.flash_attn, repack_weights=cfg.repack_weights, **extra) as engine:
-        if engine.model.n_seq_max < 4:
-            raise ValueError("bench needs --n-seq-max of at least 4 for its n=4 row")
+    same = dict(n_ctx=cfg.n_ctx, n_threads=threads, n_gpu_layers=cfg.n_gpu_layers, flash_attn=cfg.flash_attn)
+    print(f"loading {cfg.model or 'the default model'} four times (ours, a bare llama.cpp context, "
+          "llama-cpp-python, and llama-cpp-python with logits_all for logprobs)...", file=sys.stderr)
+    with Engine(cfg.model, repack_weights=cfg.repack_weights, **same, **extra) as engine:
         path = str(engine.model.path)
-        common = dict(n_ctx=cfg.n_ctx, n_threads=threads, n_threads_batch=threads, n_gpu_layers=cfg.n_gpu_layers,
-                      flash_attn=cfg.flash_attn, seed=1, verbose=False)
-        llama = load_llama(path, cfg.repack_weights, **common)
-        llama_all = load_llama(path, cfg.repack_weights, logits_all=True, **common)
-        try:
-            rows = []
-            for w in build_workloads(engine, llama, llama_all, cfg.n_tokens, cfg.n_score):
-                t0 = time.perf_counter()
-                rows.append(Row(w.name, alternating_rates(w.contenders, cfg.rounds, cfg.warm_up)))
-                print(f"  {w.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        finally:
-            llama.close()
-            llama_all.close()
+        with Model(path, n_seq_max=4, repack_weights=cfg.repack_weights, **same) as bare_model:
+            llcp = dict(same, n_threads_batch=threads, seed=1, verbose=False)
+            llama = load_llama(path, cfg.repack_weights, **llcp)
+            llama_all = load_llama(path, cfg.repack_weights, logits_all=True, **llcp)
+            try:
+                rows = []
+                for w in build_workloads(engine, bare_model, llama, llama_all, cfg.n_tokens, cfg.n_score):
+                    t0 = time.perf_counter()
+                    rows.append(Row(w.name, alternating_rates(w.contenders, cfg.rounds, cfg.warm_up)))
+                    print(f"  {w.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            finally:
+                llama.close()
+                llama_all.close()
         model_id = engine.model_id
     backend = describe_backend(threads, cfg.n_gpu_layers)
     header = (f"{backend} | model {model_id} | median of {cfg.rounds} alternating rounds"

@@ -33,9 +33,9 @@ def _check(n: int, want: int, who: str) -> int:
     return n
 
 
-def build_workloads(engine, llama, llama_all_logits, n_tokens: int, n_score: int) -> list[Workload]:
-    """engine: ours; llama / llama_all_logits: llama_cpp.Llama without / with logits_all (logprobs need it)."""
-    model = engine.model
+def build_workloads(engine, model, llama, llama_all_logits, n_tokens: int, n_score: int) -> list[Workload]:
+    """engine: ours; model: a Model with 4 sequences for the bare loop; llama / llama_all_logits:
+    llama_cpp.Llama without / with logits_all (its logprobs need it)."""
     ban = {str(t): -100 for t in model.eog_tokens}
     ban_int = {int(t): -100.0 for t in model.eog_tokens}
     prompt = model.tokenize(PROMPT)
