@@ -192,7 +192,7 @@ class Model:
         self.compute_bytes = int(_buffer_mib(log, "compute") * 2**20)
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # per sequence
         self.n_seq_max = n_seq_max
-        self.n_batch = cparams.n_batch
+        self.n_batch = llama_cpp.llama_n_batch(self._ctx)  # llama.cpp caps it at the total context
         self._memory = llama_cpp.llama_get_memory(self._ctx)
 
     def set_sequences(self, n_seq_max: int) -> None:

@@ -174,7 +174,7 @@ class Scheduler:
 
     def plan(self, admitted: list[Unit]) -> StepPlan:
         decode = [(u, c, s) for u in self.active if u.phase == "decode" for c, s in u.live]
-        budget = self.step_tokens - len(decode)
+        budget = min(self.step_tokens, self.pool.model.n_batch) - len(decode)
         prefill = []
         for u in self.active:
             if u.phase != "prefill" or budget <= 0:
