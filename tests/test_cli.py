@@ -198,3 +198,13 @@ def test_models_lists_registry():
     r = _run("models")
     assert r.returncode == 0
     assert "smollm2-135m" in r.stdout and "present" in r.stdout and "gemma3-270m" in r.stdout
+
+
+def test_engine_options_reach_the_engine():
+    from engine.cli import _engine_kwargs
+
+    args = build_parser().parse_args(["complete", "Hi", "--kv-cache-type", "q8_0", "--repack-weights",
+                                      "--n-seq-max", "2", "--n-ctx", "512"])
+    kw = _engine_kwargs(args)
+    assert (kw["kv_cache_type"], kw["repack_weights"], kw["n_seq_max"], kw["n_ctx"]) == ("q8_0", True, 2, 512)
+    assert _engine_kwargs(build_parser().parse_args(["complete", "Hi"]))["kv_cache_type"] == "f16"
