@@ -76,12 +76,16 @@ def _close_all_models() -> None:
         model.close()
 
 
+def _system_info() -> str:
+    _ensure_backend()
+    return llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
 def split_invariant_build() -> bool:
     """True when llama.cpp was built without llamafile's tinyBLAS (GGML_LLAMAFILE=OFF, as ./dev builds it).
     tinyBLAS takes batches of 2+ tokens and leaves 1-token batches to ggml's own kernels, which sum in another
     order: a prompt's logits then depend on how it was split into llama_decode calls."""
-    _ensure_backend()
-    return "LLAMAFILE = 1" not in llama_cpp.llama_print_system_info().decode(errors="replace")
+    return "LLAMAFILE = 1" not in _system_info()
 
 
 KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # ggml type ids
@@ -130,6 +134,10 @@ class Model:
         # whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits then
         # depend on how many of its tokens share a micro-batch (0.8 on gemma-3 Q4_K_M). Without it,
         # every row is the same bits however it is batched; the speed cost is within noise on CPU.
+        if repack_weights and split_invariant_build() and "AMX_INT8 = 1" in _system_info():
+            raise ValueError("repack_weights=True: llama.cpp's AMX repacked kernels crash in a build without "
+                             "llamafile (GGML_LLAMAFILE=OFF, as ./dev builds it); use a default llama-cpp-python "
+                             "build for repacked weights")
         mparams.use_extra_bufts = repack_weights
         self.repack_weights = repack_weights
         with _capturing_log() as log:

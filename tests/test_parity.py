@@ -15,9 +15,11 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def reference(model_path):
-    from llama_cpp import Llama
+    """llama-cpp-python's Llama on the same weight layout as ours (no repacking: on this AMX machine llama.cpp's
+    repacked path crashed in a build without llamafile), so greedy texts must agree token for token."""
+    from engine.bench.llama_python import load_llama
 
-    llm = Llama(str(model_path), n_ctx=4096, verbose=False, seed=0)
+    llm = load_llama(str(model_path), repack_weights=False, n_ctx=4096, verbose=False, seed=0)
     yield llm
     llm.close()
 
