@@ -65,6 +65,11 @@ _backend_ready = False
 def _ensure_backend() -> None:
     global _backend_ready
     if not _backend_ready:
+        # ggml-cpu's "tiled" K-quant matmul (Q4_K, Q6_K) serves micro-batches of 8+ tokens and ggml's per-row
+        # dot products the smaller ones; they round differently, so a token's logits would depend on how many
+        # tokens shared its llama_decode (up to 0.88 on gemma-3). ggml reads this once, at its first context.
+        # A value the user set is kept.
+        os.environ.setdefault("GGML_CPU_TILED_MM", "0")
         llama_cpp.llama_backend_init()
         _backend_ready = True
 
@@ -130,10 +135,10 @@ class Model:
 
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
-        # llama.cpp repacks some quantized weights (Q4_0, Q4_K, IQ4_NL, ...) into interleaved layouts
-        # whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits then
-        # depend on how many of its tokens share a micro-batch (0.8 on gemma-3 Q4_K_M). Without it,
-        # every row is the same bits however it is batched; the speed cost is within noise on CPU.
+        # llama.cpp repacks some quantized weights (Q4_0, Q4_1 via AMX, Q4_K, IQ4_NL, ...) into interleaved
+        # layouts whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits
+        # then depend on how many of its tokens share a micro-batch. Without it, with llamafile off and the
+        # tiled matmul off (_ensure_backend), every row is the same bits however it is batched.
         if repack_weights and split_invariant_build() and "AMX_INT8 = 1" in _system_info():
             raise ValueError("repack_weights=True: llama.cpp's AMX repacked kernels crash in a build without "
                              "llamafile (GGML_LLAMAFILE=OFF, as ./dev builds it); use a default llama-cpp-python "
