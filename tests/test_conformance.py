@@ -1,6 +1,7 @@
 """SPEC.md conformance on the real model: one or more tests per parameter row and per Response/Streaming
 bullet. Fixed seeds throughout, so every expectation is exact."""
 import json
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from engine import CompletionError
 
 PROMPT = "The capital of France is"
 CAFE = "Le café de la rue"
+CHAT = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"  # greedy: "The answer is: 4" + EOS
 
 
 def text_of(r, i=0):
@@ -23,6 +25,32 @@ def stream_texts(chunks):
         for c in ch["choices"]:
             out[c["index"]] = out.get(c["index"], "") + c["text"]
     return out
+
+
+def ban_end_of_generation(model):
+    return {str(t): -100 for t in model.eog_tokens}
+
+
+def replay(model, prompt_tokens, max_tokens, seed, choice, bias, temperature=1.0):
+    """Independent re-run of one choice: the model's raw logits rows through kernels/reference.py's NumPy twin
+    (float64, plain sorts). Returns the sampled tokens (an end-of-generation token included) and their raw
+    logprobs."""
+    from kernels import reference as ref
+
+    model.seq_remove(-1)
+    n = len(prompt_tokens)
+    rows = model.decode(prompt_tokens, np.arange(n), np.zeros(n, int), np.arange(n) == n - 1)
+    tokens, logprobs = [], []
+    for step in range(max_tokens):
+        token, lp, _, _ = ref.sample_step(np.array(rows[0], np.float32), list(bias), list(bias.values()),
+                                          temperature=temperature, seed=seed, choice=choice, step=step, n_top=0)
+        tokens.append(token)
+        logprobs.append(lp)
+        if token in model.eog_tokens:
+            break
+        rows = model.decode([token], [n + step], [0], [True])
+    model.seq_remove(-1)
+    return tokens, logprobs
 
 
 def raw_logprobs(model, tokens):
@@ -127,6 +155,35 @@ def test_token_prompt_used_exactly_without_bos(complete, model):
     assert r["usage"]["prompt_tokens"] == len(toks)
 
 
+def test_prompt_text_may_contain_control_tokens(complete, model):
+    """README: prompt text is tokenized with special-token parsing on, so "<|im_start|>" is the one control
+    token, as in the token list built here by hand; the chat-formatted prompt then gets its short answer."""
+    names = {model.token_name_bytes(t).decode(): t for t in range(model.n_vocab) if model.token_bytes(t) == b""}
+    layout = []
+    for part in re.split(r"(<\|im_start\|>|<\|im_end\|>)", CHAT):
+        layout += [names[part]] if part in names else model.tokenize(part, add_bos=False, special=False)
+    by_text = complete(prompt=CHAT, max_tokens=16, temperature=0, echo=True, logprobs=0)
+    assert by_text["usage"]["prompt_tokens"] == len(layout)
+    echoed = by_text["choices"][0]["logprobs"]["tokens"][: len(layout)]
+    assert echoed.count("<|im_start|>") == 2 and echoed.count("<|im_end|>") == 1
+    by_ids = complete(prompt=layout, max_tokens=16, temperature=0)
+    assert text_of(by_text) == CHAT + text_of(by_ids) and text_of(by_ids) == "The answer is: 4"
+
+
+def test_token_list_prompts_echo_their_decoded_text(complete, model):
+    """README: token-list prompts are echoed as their decoded text, bytes that are not UTF-8 as U+FFFD."""
+    toks = model.tokenize(CAFE, add_bos=False)
+    plain = complete(prompt=toks, max_tokens=4, temperature=0)
+    echo = complete(prompt=toks, max_tokens=4, temperature=0, echo=True, logprobs=0)
+    assert text_of(echo) == CAFE + text_of(plain)
+    assert echo["choices"][0]["logprobs"]["text_offset"][len(toks)] == len(CAFE)
+    partial = next(t for t in range(model.n_vocab) if model.token_bytes(t) == b"\xef\xbc")  # 2 of 3 bytes
+    bang = model.tokenize("!", add_bos=False)
+    r = complete(prompt=toks + [partial] + bang + [partial], max_tokens=0, echo=True, logprobs=0)
+    assert text_of(r) == CAFE + "\ufffd!\ufffd"  # as b"\xef\xbc!\xef\xbc".decode("utf-8", "replace")
+    assert r["choices"][0]["logprobs"]["tokens"][len(toks):] == ["bytes:\\xef\\xbc", "!", "bytes:\\xef\\xbc"]
+
+
 @pytest.mark.parametrize("prompt", [None, ""])
 def test_empty_prompt_is_bos_alone(complete, model, prompt):
     r = complete(prompt=prompt, max_tokens=5, temperature=0)
@@ -169,9 +226,17 @@ def test_null_max_tokens_runs_to_context_end(small_engine):
     assert_no_sequences(small_engine)
 
 
-def test_max_tokens_is_an_upper_bound(complete):
-    r = complete(prompt=PROMPT, max_tokens=7, seed=3, logprobs=0)
-    assert len(r["choices"][0]["logprobs"]["tokens"]) <= 7 and r["usage"]["completion_tokens"] <= 7
+def test_max_tokens_is_an_upper_bound(complete, model):
+    """Generation runs to max_tokens when nothing ends it sooner (end-of-generation banned), and no further; a
+    choice that ends by itself stops short of it."""
+    req = dict(prompt=PROMPT, seed=3, logprobs=0, logit_bias=ban_end_of_generation(model))
+    r = complete(max_tokens=7, **req)
+    c = r["choices"][0]
+    assert len(c["logprobs"]["tokens"]) == r["usage"]["completion_tokens"] == 7 and c["finish_reason"] == "length"
+    longer = complete(max_tokens=12, **req)["choices"][0]
+    assert longer["logprobs"]["tokens"][:7] == c["logprobs"]["tokens"] and longer["text"].startswith(c["text"])
+    short = complete(prompt=CHAT, max_tokens=16, temperature=0)
+    assert short["choices"][0]["finish_reason"] == "stop" and short["usage"]["completion_tokens"] == 7
 
 
 # ---- temperature, top_p, penalties, logit_bias -------------------------------------------------------------
@@ -224,10 +289,20 @@ def test_logit_bias_forces_a_token(complete, model):
     assert text_of(r) == model.token_bytes(token).decode() * 5
 
 
-def test_logit_bias_can_ban_end_of_generation(complete, model):
+def test_logit_bias_can_force_end_of_generation(complete, model):
     r = complete(prompt=PROMPT, max_tokens=3, temperature=0, logit_bias={str(model.eos): 100})
     assert r["choices"][0]["finish_reason"] == "stop" and text_of(r) == ""
     assert r["usage"]["completion_tokens"] == 1  # the end-of-generation token was generated
+
+
+def test_logit_bias_can_ban_end_of_generation(complete, model):
+    """The chat prompt's greedy answer ends by an end-of-generation token after 6 tokens; with every one of
+    them banned the same answer runs on to max_tokens."""
+    free = complete(prompt=CHAT, max_tokens=16, temperature=0)
+    assert free["choices"][0]["finish_reason"] == "stop" and free["usage"]["completion_tokens"] == 7
+    banned = complete(prompt=CHAT, max_tokens=16, temperature=0, logit_bias=ban_end_of_generation(model))
+    assert banned["choices"][0]["finish_reason"] == "length" and banned["usage"]["completion_tokens"] == 16
+    assert text_of(banned).startswith(text_of(free)) and len(text_of(banned)) > len(text_of(free))
 
 
 # ---- seed -----------------------------------------------------------------------------------------------------
@@ -239,6 +314,27 @@ def _strip(r):
 def test_same_seed_same_response(complete):
     req = dict(prompt=PROMPT, max_tokens=16, temperature=1.0, top_p=0.9, seed=1234, logprobs=3, n=2)
     assert _strip(complete(**req)) == _strip(complete(**req))
+
+
+def test_no_seed_means_a_fresh_random_seed_per_request(complete, monkeypatch):
+    """Without a seed every request draws one (secrets.randbits, 63 bits) and samples exactly as if it had been
+    given that seed. Checked on the mechanism, with the random source replaced by a known sequence: no claim
+    about two random draws differing."""
+    import engine.sampler
+
+    drawn = []
+
+    def randbits(k):
+        drawn.append(k)
+        return [101, 202][len(drawn) - 1]
+    monkeypatch.setattr(engine.sampler.secrets, "randbits", randbits)
+    req = dict(prompt=PROMPT, max_tokens=8, temperature=1.0, logprobs=1)
+    first, second = complete(**req), complete(**req)
+    assert drawn == [63, 63]  # one fresh seed per request
+    monkeypatch.undo()
+    assert _strip(first)["choices"] == _strip(complete(seed=101, **req))["choices"]
+    assert _strip(second)["choices"] == _strip(complete(seed=202, **req))["choices"]
+    assert text_of(first) != text_of(second)  # the two seeds' texts differ: the check above can tell them apart
 
 
 def test_seed_reproducible_across_processes(complete, model_path):
@@ -286,16 +382,34 @@ def test_echo_with_stop(complete):
 
 # ---- n and best_of --------------------------------------------------------------------------------------------
 
-def test_best_of_returns_the_top_mean_logprob_candidates(complete):
-    base = dict(prompt=PROMPT, max_tokens=8, temperature=1.0, seed=11)
-    all_four = complete(n=4, logprobs=0, **base)
-    means = [np.mean(c["logprobs"]["token_logprobs"]) if c["logprobs"]["token_logprobs"] else 0.0
-             for c in all_four["choices"]]
-    best = complete(n=2, best_of=4, **base)
-    order = sorted(range(4), key=lambda j: -means[j])[:2]
-    assert [c["text"] for c in best["choices"]] == [all_four["choices"][j]["text"] for j in order]
-    assert [c["index"] for c in best["choices"]] == [0, 1]
-    assert best["usage"]["completion_tokens"] == all_four["usage"]["completion_tokens"]
+def test_best_of_returns_the_top_mean_logprob_candidates(complete, model):
+    """A moderate end-of-generation bias ends some candidates early, so whether the mean counts the
+    end-of-generation token (README: it does; its raw logprob, not the biased one) changes the ranking; three
+    candidates sample the same tokens, a tie kept in candidate order. The means come from an independent
+    re-run of every candidate through the NumPy twin."""
+    bias = {model.eos: 6.0}
+    base = dict(prompt=PROMPT, max_tokens=8, temperature=1.0, seed=28, logit_bias={str(model.eos): 6})
+    every = complete(n=6, logprobs=0, **base)["choices"]
+    runs = [replay(model, model.tokenize(PROMPT), 8, 28, j, bias) for j in range(6)]
+    for c, (tokens, lps) in zip(every, runs):  # the re-run is the same run
+        ended = tokens[-1] in model.eog_tokens
+        assert c["finish_reason"] == ("stop" if ended else "length")
+        assert c["text"] == model.detokenize(tokens[:-1] if ended else tokens).decode()
+        np.testing.assert_allclose(c["logprobs"]["token_logprobs"], lps[:-1] if ended else lps, rtol=0, atol=1e-5)
+    means = [float(np.mean(lps)) for _, lps in runs]
+    without_eog = [float(np.mean(lps[:-1] if t[-1] in model.eog_tokens else lps)) for t, lps in runs]
+    order = sorted(range(6), key=lambda j: -means[j])  # stable: ties in candidate order
+    tied = [j for j in range(6) if means.count(means[j]) > 1]
+    assert [order.index(j) for j in tied] == [1, 2, 3] and runs[tied[0]] == runs[tied[1]] == runs[tied[2]]
+    assert min(abs(a - b) for a in set(means) for b in set(means) if a != b) > 1e-3  # no near-ties to round
+    for n in (2, 4):  # n = 2 cuts the tie
+        best = complete(n=n, best_of=6, **base)
+        assert [(c["text"], c["finish_reason"]) for c in best["choices"]] == \
+            [(every[j]["text"], every[j]["finish_reason"]) for j in order[:n]]
+        assert [c["index"] for c in best["choices"]] == list(range(n))
+        assert best["usage"]["completion_tokens"] == sum(len(t) for t, _ in runs)  # every candidate, EOG included
+    wrong = sorted(range(6), key=lambda j: -without_eog[j])
+    assert all([every[j]["text"] for j in wrong[:n]] != [every[j]["text"] for j in order[:n]] for n in (2, 4))
 
 
 def test_multiple_prompts_times_n(complete):
@@ -344,6 +458,29 @@ def test_text_offset_starts_at_prompt_length(complete):
     assert all(b >= a for a, b in zip(lp["text_offset"], lp["text_offset"][1:]))
 
 
+def _piece(token_string):
+    """A logprobs token string back to its bytes ("bytes:\\xe3\\x82" is OpenAI's spelling of a partial one)."""
+    if token_string.startswith("bytes:"):
+        return bytes.fromhex(token_string[len("bytes:"):].replace("\\x", ""))
+    return token_string.encode()
+
+
+@pytest.mark.parametrize("prompt", ["Il était une fois, à l'école", "日本の首都は"])
+def test_text_offset_counts_characters_after_non_ascii_tokens(complete, prompt):
+    """text_offset is in characters: a token starts after the complete characters before its first byte (a
+    token that starts inside a character points at it). The French greedy run has whole-character tokens "é",
+    the Japanese one tokens of one and two bytes of three-byte characters."""
+    r = complete(prompt=prompt, max_tokens=12, temperature=0, logprobs=0)
+    lp = r["choices"][0]["logprobs"]
+    pieces = [_piece(t) for t in lp["tokens"]]
+    assert any(max(p) >= 0x80 for p in pieces[:-1])  # non-ASCII tokens before the last
+    # Complete characters before each token: everything it follows is valid UTF-8 but for an unfinished tail,
+    # which "ignore" leaves out.
+    expected = [len(prompt) + len(b"".join(pieces[:i]).decode("utf-8", "ignore")) for i in range(len(pieces))]
+    assert lp["text_offset"] == expected
+    assert expected[-1] - expected[0] < len(b"".join(pieces[:-1]))  # counted in bytes they would differ
+
+
 def test_partial_characters_use_bytes_convention(complete, model):
     partial = next(t for t in range(model.n_vocab) if model.token_bytes(t) == b"\xef\xbc")
     r = complete(prompt=PROMPT, max_tokens=3, logit_bias={str(partial): 100}, logprobs=0)
@@ -352,6 +489,26 @@ def test_partial_characters_use_bytes_convention(complete, model):
     # \xef\xbc \xef\xbc \xef\xbc: the first two pairs can never complete (U+FFFD each); the last pair might
     # still, so it is held back and dropped at the end rather than returned as a broken character.
     assert text_of(r) == "\ufffd\ufffd"
+
+
+def test_control_tokens_have_named_logprob_keys(complete, model):
+    """README: control tokens render as empty text, so their logprob keys use their names, and distinct ones do
+    not collide: after "<|im_end|>\\n" the model expects "<|im_end|>", "<|im_start|>" and (the prompt's own
+    last token) "<|endoftext|>", three keys with three logprobs."""
+    prompt = CHAT + "The answer is 4.<|im_end|>\n<|endoftext|>"
+    r = complete(prompt=prompt, max_tokens=0, echo=True, logprobs=5)
+    lp = r["choices"][0]["logprobs"]
+    assert "".join(lp["tokens"]) == prompt
+    assert [t for t in lp["tokens"] if t.startswith("<|")] == [
+        "<|im_start|>", "<|im_end|>", "<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+    last = lp["top_logprobs"][-1]
+    assert "" not in last
+    ids = model.tokenize(prompt)
+    ref = raw_logprobs(model, ids)[-2]
+    names = {model.token_name_bytes(t).decode(): t for t in (ids[0], ids[-1], ids[-3])}
+    assert set(names) == {"<|im_start|>", "<|endoftext|>", "<|im_end|>"}
+    for name, token in names.items():
+        assert last[name] == pytest.approx(ref[token], abs=1e-4)
 
 
 # ---- echo -----------------------------------------------------------------------------------------------------
@@ -438,10 +595,14 @@ def test_stream_concatenates_to_the_non_streamed_response(complete, extra):
             assert merged == c["logprobs"]
 
 
-def test_stream_choices_interleave(complete):
-    chunks = complete(prompt=PROMPT, max_tokens=6, n=2, seed=3, stream=True)
-    order = [c["index"] for ch in chunks for c in ch["choices"]]
-    assert order[:2] == [0, 1]
+def test_stream_choices_interleave(complete, model):
+    """Every step yields a delta of each running choice, in index order: the chunks go round the choices
+    throughout, one token each, not choice by choice."""
+    chunks = complete(prompt=PROMPT, max_tokens=6, n=3, seed=3, stream=True, logprobs=0,
+                      logit_bias=ban_end_of_generation(model))
+    assert [c["index"] for ch in chunks for c in ch["choices"]] == [0, 1, 2] * 6
+    assert all(len(c["logprobs"]["tokens"]) == 1 for ch in chunks for c in ch["choices"])
+    assert [c["finish_reason"] for ch in chunks[-3:] for c in ch["choices"]] == ["length"] * 3
 
 
 def test_stream_usage_chunk(complete):
@@ -452,12 +613,32 @@ def test_stream_usage_chunk(complete):
     assert all("usage" not in ch for ch in plain)
 
 
-def test_stream_holds_back_possible_stop_text(engine):
-    text = text_of(engine.create_completion(prompt=PROMPT, max_tokens=12, temperature=0))
-    stop = text[6:10] + "zzz"  # begins like the text but never completes
-    for ch in engine.create_completion(prompt=PROMPT, max_tokens=12, temperature=0, stop=stop, stream=True):
-        for c in ch["choices"]:
-            assert c["finish_reason"] is not None or not c["text"].endswith(text[6:8])
+def test_stream_holds_back_possible_stop_text(complete):
+    """Stop strings that begin like the greedy text but never complete: each step's chunk releases exactly the
+    text that can no longer become part of one, i.e. no suffix of the text generated so far that starts inside
+    the streamed text is a proper prefix of a stop string, and nothing more is held. (The streamed text alone
+    may legitimately end like a stop's beginning, e.g. "xa" of "xaa" with stop "abc".) The text generated by
+    each step comes from the same request without streaming."""
+    from tests.test_stops import release_point
+
+    req = dict(prompt=PROMPT, max_tokens=24, temperature=0)
+    whole = complete(logprobs=0, **req)["choices"][0]
+    pieces = whole["logprobs"]["tokens"]
+    assert whole["finish_reason"] == "length" and not any(p.startswith("bytes:") for p in pieces)
+    stops = [" Paris!", ".\n\nThe Unix", " has a populace", " million peoples"]
+    assert not any(s in whole["text"] for s in stops)
+    chunks = complete(stream=True, stop=stops, **req)
+    expected, released = [], 0  # the chunk each step must yield: text up to the release point
+    for k in range(1, len(pieces)):
+        so_far = "".join(pieces[:k])
+        point = release_point(so_far, stops)
+        if point > released:
+            expected.append((so_far[released:point], None))
+            released = point
+    expected.append((whole["text"][released:], "length"))
+    got = [(c["text"], c["finish_reason"]) for ch in chunks for c in ch["choices"]]
+    assert got == expected
+    assert len(expected) < len(pieces) - 4  # the stops really held text back, over several steps
 
 
 def test_closing_a_stream_early_frees_its_sequences(engine):

@@ -57,7 +57,14 @@ def test_echo_returns_prompt_plus_middle(fim_engine):
 
 
 def test_empty_suffix_is_still_fill_in_the_middle(fim_engine):
-    r = fim_engine.create_completion(prompt="def", suffix="", max_tokens=2, temperature=0)
+    """suffix="" still means the PRE prompt SUF MID layout (not a plain completion): the middle is the independent
+    greedy run of that layout, and differs from the runs of the swapped-marker and plain layouts."""
+    r = fim_engine.create_completion(prompt="def", suffix="", max_tokens=6, temperature=0)
     model = fim_engine.model
-    layout = [model.bos, PRE] + model.tokenize("def", add_bos=False, special=False) + [SUF, MID]
+    prompt = model.tokenize("def", add_bos=False, special=False)
+    layout = [model.bos, PRE] + prompt + [SUF, MID]
     assert r["usage"]["prompt_tokens"] == len(layout)
+    middle = r["choices"][0]["text"]
+    assert middle and middle == _greedy(model, layout, 6)
+    for other in ([model.bos, SUF] + prompt + [PRE, MID], [model.bos] + prompt):
+        assert _greedy(model, other, 6) != middle
