@@ -21,10 +21,15 @@ print(json.dumps({{"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1
 """
 THEIRS = """
 import json, resource
-from llama_cpp import Llama
-llm = Llama({path!r}, n_ctx={n_ctx}, n_threads=2, verbose=False)
+from engine.bench.llama_python import load_llama  # our weight layout (its default AMX repack crashed here)
+llm = load_llama({path!r}, repack_weights=False, n_ctx={n_ctx}, n_threads=2, verbose=False)
 llm.create_completion("The capital of France is", max_tokens=8, temperature=0)
 print(json.dumps({{"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+BARE = """
+import json, resource
+import numpy, numba, llama_cpp
+print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
 ROWS: list[str] = []
 
@@ -40,8 +45,9 @@ def test_single_caller_rss_vs_llama_cpp_python(benchmark, n_ctx):
     ours = benchmark.pedantic(lambda: _run(OURS.format(slots=8, n_ctx=n_ctx, kv="f16", lazy=True)),
                               rounds=1, iterations=1)
     theirs = _run(THEIRS.format(path=path, n_ctx=n_ctx))
+    bare = _run(BARE)
     ROWS.append(f"| single caller, n_ctx {n_ctx} | {ours['rss'] / 2**20:.0f} MB | {theirs['rss'] / 2**20:.0f} MB "
-                f"| {ours['rss'] / theirs['rss']:.2f}x |")
+                f"| {ours['rss'] / theirs['rss']:.2f}x | {bare['rss'] / 2**20:.0f} MB |")
 
 
 def test_memory_table(benchmark):
@@ -56,7 +62,8 @@ def test_memory_table(benchmark):
                                  f"{r['model_bytes'] / 2**20:.0f} MB |")
         return lines
     lines = benchmark.pedantic(table, rounds=1, iterations=1)
-    print("\n\n| setting | ours RSS | llama-cpp-python RSS | ratio |\n|---|---|---|---|")
+    print("\n\n| setting | ours RSS | llama-cpp-python RSS | ratio | python+numpy+numba+llama_cpp imported |"
+          "\n|---|---|---|---|---|")
     print("\n".join(ROWS))
     print("\n| slots | n_ctx | KV type | RSS | KV | compute | weights |\n|---|---|---|---|---|---|---|")
     print("\n".join(lines))

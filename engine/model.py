@@ -163,6 +163,9 @@ class Model:
         # llama.cpp stores a quantized V cache only with flash attention.
         self.flash_attn = flash_attn or kv_cache_type != "f16"
         self._threads = n_threads or max(1, os.cpu_count() or 1)
+        # The compute buffer grows with the micro-batch (98 MB at 512 tokens for SmolLM2): on a CPU a
+        # 256-token micro-batch prefills as fast, and chunking never changes logits. GPUs like bigger ones.
+        self._n_ubatch = 512 if n_gpu_layers > 0 else 256
         self._per_seq = n_ctx or min(self.n_ctx_train, 4096)
         self._create_context(n_seq_max)
 
@@ -186,7 +189,7 @@ class Model:
         # The engine loop chunks every prompt to fit one step of n_batch tokens (one token per running
         # sequence plus prompt chunks), so n_batch does not grow with the context.
         cparams.n_batch = max(512, n_seq_max + 1)
-        cparams.n_ubatch = 512
+        cparams.n_ubatch = self._n_ubatch
         cparams.n_seq_max = n_seq_max
         cparams.kv_unified = False
         cparams.n_threads = self._threads
