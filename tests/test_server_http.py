@@ -304,3 +304,21 @@ def test_shutdown_signal_finishes_in_flight_stream_and_exits_0(sig):
         assert "stopped" in log and "Traceback" not in log
     finally:
         s.stop()
+
+
+# ---- without the server extra --------------------------------------------------------------------------------
+
+def test_the_cli_works_without_the_server_extra_and_serve_says_what_to_install():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for m in ('fastapi', 'uvicorn', 'sse_starlette', 'prometheus_client', 'starlette'):\n"
+            "    sys.modules[m] = None  # not installed\n"
+            "from engine.cli import build_parser, main\n"
+            "args = build_parser().parse_args(['complete', 'Hello', '--max-tokens', '1'])\n"
+            "assert args.func.__name__ == '_cmd_complete'\n"
+            "sys.exit(main(['serve', '--port', '0']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'sampling-engine[server]'" in r.stderr and "Traceback" not in r.stderr

@@ -43,9 +43,14 @@ def add_serve_command(sub) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import importlib.util
+    import importlib
 
-    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    missing = []
+    for name in SERVER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         print(f"error: `sampling-engine serve` needs the server extra ({', '.join(missing)} missing): "
               f"pip install 'sampling-engine[server]'", file=sys.stderr)
