@@ -5,6 +5,7 @@ an absolute number; the full sweep is `python benchmarks/serve_load.py`.
 Run: ./dev bench -k serve_load
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 
@@ -12,6 +13,7 @@ def _serve_load():
     path = Path(__file__).with_name("serve_load.py")
     spec = importlib.util.spec_from_file_location("serve_load", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["serve_load"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
