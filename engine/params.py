@@ -107,17 +107,28 @@ def _token_list(v, n_vocab: int, where: str) -> tuple[int, ...]:
     return tuple(v)
 
 
+def _unicode_text(text: str, where: str, param: str) -> str:
+    """Text the model can read: a lone surrogate ("\\ud800", which JSON allows) has no UTF-8 encoding."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _bad(param, f"{where} is not valid Unicode text: lone surrogate at character {e.start}") from None
+    return text
+
+
 def _prompts(v, n_vocab: int) -> tuple[str | tuple[int, ...], ...]:
     if v is None:
         return ("",)
     if isinstance(v, str):
-        return (v,)
+        return (_unicode_text(v, "prompt", "prompt"),)
     if not isinstance(v, (list, tuple)):
         raise _bad("prompt", f"prompt must be a string, a list of strings, a list of token ids or a list of "
                              f"token lists, got {type(v).__name__}")
     if len(v) == 0:
         raise _bad("prompt", "prompt must not be an empty list")
     if all(isinstance(p, str) for p in v):
+        for i, p in enumerate(v):
+            _unicode_text(p, f"prompt[{i}]", "prompt")
         return tuple(v)
     if all(_is_int(t) for t in v):
         return (_token_list(v, n_vocab, "prompt"),)
@@ -203,6 +214,8 @@ def parse_params(request: dict, n_vocab: int) -> CompletionParams:
     suffix = request.get("suffix")
     if suffix is not None and not isinstance(suffix, str):
         raise _bad("suffix", f"suffix must be a string or null, got {suffix!r}")
+    if suffix is not None:
+        _unicode_text(suffix, "suffix", "suffix")
     seed = request.get("seed")
     if seed is not None and (not _is_int(seed) or not INT64_MIN <= seed <= INT64_MAX):
         raise _bad("seed", f"seed must be an integer in [{INT64_MIN}, {INT64_MAX}] or null, got {seed!r}")

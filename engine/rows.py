@@ -52,7 +52,8 @@ class PromptScorer:
     def score(self, row: np.ndarray, token: int, k: int, offset: int) -> TokenRecord:
         log_z = kernels.log_normalizer(row, self.ws.weights)
         kernels.top_logprobs(row, log_z, k, self._top_ids, self._top_lps)
-        return TokenRecord(token, float(row[token] - log_z), self._top_ids[:k].copy(), self._top_lps[:k].copy(),
+        # in float64, as the kernel computes top_logprobs: a greedy token's logprob then equals its top entry
+        return TokenRecord(token, float(row[token]) - log_z, self._top_ids[:k].copy(), self._top_lps[:k].copy(),
                            offset)
 
     def offsets(self, w: PromptWork) -> list[int]:
