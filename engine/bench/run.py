@@ -25,6 +25,7 @@ class BenchConfig:
     n_seq_max: int | None = None
     flash_attn: bool = False
     repack_weights: bool = False
+    kv_cache_type: str = "f16"
     png: str | None = None
 
     @classmethod
@@ -35,7 +36,7 @@ class BenchConfig:
 
 def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
     from ..api import Engine
-    from ..model import Model
+    from ..model import KV_CACHE_TYPES, Model
     from .llama_python import load_llama
 
     threads = cfg.n_threads or os.cpu_count() or 1
@@ -45,10 +46,14 @@ def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
     same = dict(n_ctx=cfg.n_ctx, n_threads=threads, n_gpu_layers=cfg.n_gpu_layers, flash_attn=cfg.flash_attn)
     print(f"loading {cfg.model or 'the default model'} four times (ours, a bare llama.cpp context, "
           "llama-cpp-python, and llama-cpp-python with logits_all for logprobs)...", file=sys.stderr)
-    with Engine(cfg.model, repack_weights=cfg.repack_weights, **same, **extra) as engine:
+    kv = dict(kv_cache_type=cfg.kv_cache_type)
+    with Engine(cfg.model, repack_weights=cfg.repack_weights, **same, **kv, **extra) as engine:
         path = str(engine.model.path)
-        with Model(path, n_seq_max=4, repack_weights=cfg.repack_weights, **same) as bare_model:
+        with Model(path, n_seq_max=4, repack_weights=cfg.repack_weights, **same, **kv) as bare_model:
             llcp = dict(same, n_threads_batch=threads, seed=1, verbose=False)
+            if cfg.kv_cache_type != "f16":  # the same KV type (and so flash attention) in every contender
+                ggml_type = KV_CACHE_TYPES[cfg.kv_cache_type]
+                llcp.update(type_k=ggml_type, type_v=ggml_type, flash_attn=True)
             llama = load_llama(path, cfg.repack_weights, **llcp)
             llama_all = load_llama(path, cfg.repack_weights, logits_all=True, **llcp)
             try:
