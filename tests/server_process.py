@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING = re.compile(r"serving (\S+) at (http://\S+)/v1")
@@ -135,3 +136,15 @@ def without_ids(obj):
     if isinstance(obj, str):
         obj = json.loads(obj)
     return {k: v for k, v in obj.items() if k not in ("id", "created")}
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The shared server (started once per session); import this fixture into a test module to use it."""
+    return shared_server()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.base_url, timeout=300) as c:
+        yield c

@@ -13,12 +13,7 @@ import pytest
 import uvicorn
 
 from .conftest import assert_no_sequences
-from .server_process import shared_server, sse_events, without_ids
-
-
-@pytest.fixture(scope="module")
-def server():
-    return shared_server()
+from .server_process import server, sse_events, without_ids  # noqa: F401 (server: a fixture)
 
 
 def stream_events(base_url: str, request: dict) -> list[str]:

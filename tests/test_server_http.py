@@ -12,21 +12,10 @@ import time
 import httpx
 import pytest
 
-from .server_process import ServerProcess, shared_server, sse_events
+from .server_process import ServerProcess, http, server, sse_events  # noqa: F401 (http, server: fixtures)
 
 KEY = "sekret-key-123"
 ORIGIN = "http://app.example.test"
-
-
-@pytest.fixture(scope="module")
-def server():
-    return shared_server()
-
-
-@pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.base_url, timeout=300) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,9 @@ import pytest
 
 from engine.model import Model
 
-from .server_process import shared_server
+from .server_process import http, server  # noqa: F401 (fixtures)
 
 SEED = 1234  # lm-eval's default
-
-
-@pytest.fixture(scope="module")
-def server():
-    return shared_server()
-
-
-@pytest.fixture(scope="module")
-def http(server):
-    with httpx.Client(base_url=server.base_url, timeout=300) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,9 @@ from __future__ import annotations
 import openai
 import pytest
 
-from .server_process import shared_server, without_ids
+from .server_process import server, without_ids  # noqa: F401 (server: a fixture)
 
 PROMPT = "The capital of France is"
-
-
-@pytest.fixture(scope="module")
-def server():
-    return shared_server()
 
 
 @pytest.fixture(scope="module")
