@@ -74,9 +74,12 @@ def test_disconnect_before_the_first_byte_cancels(server):
     before = server.metrics()["sampling_engine_generation_tokens_total"]
     n = len(server.lines)
     for stream in (False, True):
-        with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the connection
-            httpx.post(server.url("/v1/completions"), timeout=httpx.Timeout(300, read=1.0),
-                       json={"prompt": "A" * 3000, "max_tokens": 1000, "stream": stream, "seed": 2})
+        # ~1,500 prompt tokens that no slot has cached (a cached prefix would send the first byte at once), so
+        # even a stream's first chunk takes longer than the client waits; then it gives up and disconnects
+        prompt = f"{stream} " + " ".join(f"w{i}" for i in range(400))
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(server.url("/v1/completions"), timeout=httpx.Timeout(300, read=0.3),
+                       json={"prompt": prompt, "max_tokens": 500, "stream": stream, "seed": 2})
     after = server.wait_idle(timeout=60)
     assert after["sampling_engine_slots_busy"] == 0
     assert after["sampling_engine_generation_tokens_total"] - before < 1000
