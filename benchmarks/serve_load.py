@@ -118,20 +118,14 @@ def start_llama_cpp(model_path: str, threads: int, n_ctx: int) -> Served:
 
 def llama_cpp_server_child(argv: list[str]) -> None:
     """`python -m llama_cpp.server`, with llama.cpp's weight repacking off (as ours loads the model): `Llama` has
-    no option for it, so the default model parameters are wrapped, as engine/bench/llama_python.py does."""
-    import llama_cpp.llama_cpp as low_level
-
-    original = low_level.llama_model_default_params
-
-    def params():
-        p = original()
-        p.use_extra_bufts = False
-        return p
-    low_level.llama_model_default_params = params
-    sys.argv = ["llama_cpp.server", *argv]
+    no option for it, so its default model parameters are wrapped (engine/bench/llama_python.default_repack)."""
     import runpy
 
-    runpy.run_module("llama_cpp.server", run_name="__main__")
+    from engine.bench.llama_python import default_repack
+
+    sys.argv = ["llama_cpp.server", *argv]
+    with default_repack(False):
+        runpy.run_module("llama_cpp.server", run_name="__main__")
 
 
 # ---- the load ------------------------------------------------------------------------------------------------

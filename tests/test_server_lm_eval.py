@@ -16,6 +16,7 @@ import pytest
 from engine.model import Model
 
 from .server_process import http, server  # noqa: F401 (fixtures)
+from .test_conformance import raw_logprobs
 
 SEED = 1234  # lm-eval's default
 
@@ -27,13 +28,7 @@ def ref_model(model_path):
         yield m
 
 
-def log_softmax_rows(model: Model, tokens: list[int]) -> np.ndarray:
-    model.seq_remove(-1)
-    n = len(tokens)
-    rows = np.array(model.decode(tokens, np.arange(n), np.zeros(n, int), np.ones(n, bool)), np.float64)
-    model.seq_remove(-1)
-    m = rows.max(axis=1, keepdims=True)
-    return rows - (m + np.log(np.exp(rows - m).sum(axis=1, keepdims=True)))
+log_softmax_rows = raw_logprobs  # the reference: log_softmax of the model's own logits rows, float64
 
 
 def reference(model: Model, tokens: list[int], ctxlen: int) -> tuple[float, bool]:

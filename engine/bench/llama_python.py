@@ -14,7 +14,8 @@ import llama_cpp.llama_cpp as low_level
 
 
 @contextmanager
-def _default_repack(repack_weights: bool):
+def default_repack(repack_weights: bool):
+    """While inside, every `Llama` (or llama_cpp.server) loads with this repacking setting."""
     original = low_level.llama_model_default_params
 
     def params():
@@ -30,5 +31,5 @@ def _default_repack(repack_weights: bool):
 
 
 def load_llama(path: str, repack_weights: bool, **options) -> llama_cpp.Llama:
-    with _default_repack(repack_weights):
+    with default_repack(repack_weights):
         return llama_cpp.Llama(path, **options)
