@@ -79,9 +79,16 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def _alternate(benchmark, contenders: dict, rounds: int = 3) -> None:
+def _alternate(benchmark, contenders: dict, engine, rounds: int = 3) -> None:
     """One warm-up each, then `rounds` rounds in which every contender runs once, in turn; the median of each
-    goes to RESULTS (pytest-benchmark records the whole alternation)."""
+    goes to RESULTS (pytest-benchmark records the whole alternation).
+
+    Contenders that are not our engine run on the engine's loop thread (`engine.loop.call`), so that every
+    llama_decode of the process comes from one thread: llama.cpp's CPU backend keeps an OpenMP team per
+    calling thread, and two live teams on a 2-core machine slowed every step of both by ~1.5x."""
+    contenders = {name: fn if name.startswith(("ours", "prefix", "no prefix")) else _on_loop(engine, fn)
+                  for name, fn in contenders.items()}
+
     def run():
         for fn in contenders.values():
             fn()
@@ -91,6 +98,10 @@ def _alternate(benchmark, contenders: dict, rounds: int = 3) -> None:
                 times[name].append(_timed(fn))
         return {name: statistics.median(t) for name, t in times.items()}
     RESULTS.update(benchmark.pedantic(run, rounds=1, iterations=1))
+
+
+def _on_loop(engine, fn):
+    return lambda: engine.loop.call(fn)
 
 
 SAMPLING = dict(temperature=1.0, top_p=0.9, frequency_penalty=0.5)
@@ -113,7 +124,7 @@ def test_n1_vs_llama_cpp_python_and_bare_loop(benchmark, engine, bare_model, llc
         assert r["usage"]["completion_tokens"] == N_TOKENS
     benchmark.group = "n=1 128 tokens"
     _alternate(benchmark, {"ours n=1": ours, "llama-cpp-python n=1": theirs,
-                           "bare decode loop": lambda: bare.generate(bare_model, prompt, N_TOKENS, 1)})
+                           "bare decode loop": lambda: bare.generate(bare_model, prompt, N_TOKENS, 1)}, engine)
 
 
 def test_logprobs5_vs_llama_cpp_python_and_bare_loop(benchmark, engine, bare_model, llcp_all_logits, ban):
@@ -124,7 +135,7 @@ def test_logprobs5_vs_llama_cpp_python_and_bare_loop(benchmark, engine, bare_mod
         "ours n=1 logprobs=5": lambda: engine.create_completion(prompt=PROMPT, max_tokens=N_TOKENS, seed=1,
                                                                logit_bias=ban, logprobs=5, **SAMPLING),
         "llama-cpp-python logprobs=5": lambda: llcp_all_logits.create_completion(PROMPT, seed=1, logprobs=5,
-                                                                                 **_llcp_kwargs(ban))})
+                                                                                 **_llcp_kwargs(ban))}, engine)
 
 
 def test_n4_and_best_of4_vs_bare_4_sequence_loop(benchmark, engine, bare_model, llcp, ban):
@@ -143,7 +154,7 @@ def test_n4_and_best_of4_vs_bare_4_sequence_loop(benchmark, engine, bare_model, 
         "ours best_of=4": lambda: engine.create_completion(prompt=PROMPT, max_tokens=N_TOKENS, seed=1,
                                                           logit_bias=ban, n=1, best_of=4, **SAMPLING),
         "bare 4-sequence loop": lambda: bare.generate(bare_model, prompt, N_TOKENS, 4),
-        "llama-cpp-python 4 sequential": llcp_four}, rounds=2)
+        "llama-cpp-python 4 sequential": llcp_four}, engine, rounds=2)
 
 
 SCORING_PROMPT = " ".join(f"Sentence {i} says the weather is {['fine', 'grey', 'wet'][i % 3]}." for i in range(60))
@@ -163,7 +174,7 @@ def test_prompt_scoring_vs_bare_prefill(benchmark, engine, bare_model):
         bare_model.seq_remove(0)
     benchmark.group = "prompt scoring 512 tokens"
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    _alternate(benchmark, {"ours scoring": ours, "bare prefill": prefill})
+    _alternate(benchmark, {"ours scoring": ours, "bare prefill": prefill}, engine)
     NOTES["peak RSS growth during scoring (KiB)"] = str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 
 
@@ -189,7 +200,7 @@ def test_shared_prefix_with_and_without_reuse(benchmark, engine):
             engine.reset_prefix_cache()
             engine.create_completion(prompt=p, max_tokens=1, temperature=0)
     benchmark.group = "20 requests sharing a 400-token prefix"
-    _alternate(benchmark, {"prefix reuse": reuse, "no prefix reuse": no_reuse}, rounds=2)
+    _alternate(benchmark, {"prefix reuse": reuse, "no prefix reuse": no_reuse}, engine, rounds=2)
 
 
 RATIOS = [
