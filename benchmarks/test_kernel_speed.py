@@ -64,10 +64,11 @@ class OurStep:
     def __call__(self):
         ws = self.ws
         self.step_no += 1
-        token, _, _ = kernels.sample_step(self.raw, ws.work, ws.weights, ws.ids_scratch, ws.blocks,
-                                          self.bias_ids, self.bias_vals, self.counts, self.occurred, self.n_occ,
-                                          0.5, 0.3, 0.8, 0.95, self.seed, 0, self.step_no, 5, self.top_ids,
-                                          self.top_lps)
+        token, _, _ = kernels.sample_token(self.raw, ws, key=self.seed, step=self.step_no, temperature=0.8,
+                                           top_p=0.95, bias_ids=self.bias_ids, bias_values=self.bias_vals,
+                                           counts=self.counts, occurred=self.occurred, n_occurred=self.n_occ,
+                                           frequency=0.5, presence=0.3, n_top=5, top_ids=self.top_ids,
+                                           top_lps=self.top_lps)
         # Hold the penalty state fixed (the llama.cpp chain is not fed the token either): the step counted
         # the token; uncount it. (occurred only grows past n_occ, which the next call ignores.)
         self.counts[token] -= 1

@@ -22,9 +22,9 @@ import kernels
 raw = np.random.default_rng(0).standard_normal(49152).astype(np.float32)
 ws = kernels.Workspace(raw.size)
 counts = np.zeros(raw.size, np.int32); occurred = np.zeros(64, np.int32)
-tok, _, _ = kernels.sample_step(raw, ws.work, ws.weights, ws.ids_scratch, ws.blocks, np.array([1], np.int32),
-                                np.array([0.5], np.float32), counts, occurred, 0, 0.5, 0.3, 0.8, 0.95,
-                                kernels.seed_to_u64(1), 0, 0, 5, np.zeros(5, np.int32), np.zeros(5, np.float64))
+tok, _, _ = kernels.sample_token(raw, ws, key=kernels.seed_to_u64(1), temperature=0.8, top_p=0.95,
+                                 bias_ids=np.array([1], np.int32), bias_values=np.array([0.5], np.float32),
+                                 counts=counts, occurred=occurred, frequency=0.5, presence=0.3, n_top=5)
 t2 = time.perf_counter()
 assert 0 <= tok < raw.size
 print(t0 - t_start, t1 - t0, t2 - t0)

@@ -60,9 +60,10 @@ class ChoiceSampler:
     def sample(self, row: np.ndarray, ws: kernels.Workspace) -> tuple[int, float]:
         """Draw the next token from a raw logits row; top-k (when asked) lands in top_ids/top_lps."""
         p = self.plan
-        token, logprob, self.n_occurred = kernels.sample_step(
-            row, ws.work, ws.weights, ws.ids_scratch, ws.blocks, p.bias_ids, p.bias_values, self.counts,
-            self.occurred, self.n_occurred, p.frequency, p.presence, p.temperature, p.top_p, self.key,
-            self.choice, self.step, p.n_top, self.top_ids, self.top_lps)
+        token, logprob, self.n_occurred = kernels.sample_token(
+            row, ws, key=self.key, choice=self.choice, step=self.step, temperature=p.temperature, top_p=p.top_p,
+            bias_ids=p.bias_ids, bias_values=p.bias_values, counts=self.counts, occurred=self.occurred,
+            n_occurred=self.n_occurred, frequency=p.frequency, presence=p.presence, n_top=p.n_top,
+            top_ids=self.top_ids, top_lps=self.top_lps)
         self.step += 1
         return int(token), float(logprob)

@@ -14,11 +14,12 @@ from .rng import seed_to_u64, splitmix64, uniform  # noqa: E402
 from .select import argmax, max_value  # noqa: E402
 from .topk import top_k  # noqa: E402
 from .step import sample_step  # noqa: E402
+from .draw import sample_token  # noqa: E402
 from .workspace import Workspace  # noqa: E402
 from .blocks import blocks_size  # noqa: E402
 
 __all__ = [
     "exp_scaled", "apply_logit_bias", "apply_penalties", "record_token", "log_normalizer", "log_softmax",
     "top_logprobs", "draw_all", "draw_in_nucleus", "nucleus_boundary", "seed_to_u64", "splitmix64",
-    "uniform", "argmax", "max_value", "top_k", "sample_step", "Workspace", "blocks_size",
+    "uniform", "argmax", "max_value", "top_k", "sample_step", "sample_token", "Workspace", "blocks_size",
 ]

@@ -41,9 +41,10 @@ def _draws(raw, s, bias, counts):
     hits = np.zeros(v, np.int64)
     for i in range(N_DRAWS):
         c = counts.copy()  # the step records its token; keep the penalty state fixed across draws
-        token, _, _ = kernels.sample_step(raw, ws.work, ws.weights, ws.ids_scratch,
-                                          ws.blocks, bias_ids, bias_vals, c, occurred.copy(), nz.size, 0.6, 0.4,
-                                          s["temperature"], s["top_p"], seed, 0, i, -1, top_ids, top_lps)
+        token, _, _ = kernels.sample_token(raw, ws, key=seed, step=i, temperature=s["temperature"],
+                                           top_p=s["top_p"], bias_ids=bias_ids, bias_values=bias_vals, counts=c,
+                                           occurred=occurred.copy(), n_occurred=nz.size, frequency=0.6,
+                                           presence=0.4)
         hits[token] += 1
     return hits
 
