@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING = re.compile(r"serving (\S+) at (http://\S+)/v1")
@@ -28,6 +29,8 @@ class ServerProcess:
     def __init__(self, *args: str, start_timeout: float = 300.0):
         env = {k: v for k, v in os.environ.items() if k != "SAMPLING_ENGINE_API_KEY"}
         self.args = args
+        key = args[args.index("--api-key") + 1] if "--api-key" in args else None
+        self.headers = {"authorization": f"Bearer {key}"} if key else {}  # for /metrics behind a key
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", "0", *args], cwd=REPO,
                                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
@@ -78,7 +81,7 @@ class ServerProcess:
 
     def metrics(self) -> dict[str, float]:
         """The Prometheus samples, as {'name{labels}': value}."""
-        text = httpx.get(self.url("/metrics"), timeout=30).text
+        text = httpx.get(self.url("/metrics"), headers=self.headers, timeout=30).text
         out = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -96,6 +99,14 @@ class ServerProcess:
             if idle or time.monotonic() > deadline:
                 return m
             time.sleep(0.05)
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return kb * 1024
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 120.0) -> int:
         if self.proc.poll() is None:
@@ -131,6 +142,29 @@ def sse_events(response: httpx.Response) -> list[str]:
     return events
 
 
+def check_stream(request: dict, events: list[str]) -> None:
+    """A whole stream: [DONE] once, at the end; each choice finishes once, with nothing after; with a logit_bias
+    (that bans the end-of-generation tokens) every generated token arrived exactly once."""
+    assert events and events[-1] == "[DONE]" and events.count("[DONE]") == 1
+    chunks = [json.loads(e) for e in events[:-1]]
+    n = request.get("n", 1)
+    finished, tokens, usage = {}, {i: 0 for i in range(n)}, None
+    for ch in chunks:
+        if ch.get("usage"):
+            usage = ch["usage"]
+            assert ch["choices"] == []
+        for c in ch["choices"]:
+            assert c["index"] not in finished, "a chunk after the choice's last one"
+            if c.get("logprobs"):
+                tokens[c["index"]] += len(c["logprobs"]["tokens"])
+            if c["finish_reason"]:
+                finished[c["index"]] = c["finish_reason"]
+    assert sorted(finished) == list(range(n))
+    if "logit_bias" in request:  # nothing lost, nothing twice: every generated token arrived once
+        assert tokens == {i: request["max_tokens"] for i in range(n)}
+        assert usage["completion_tokens"] == n * request["max_tokens"]
+
+
 def without_ids(obj):
     """A response or chunk without what differs between two runs of the same request (id, created)."""
     if isinstance(obj, str):
@@ -142,6 +176,29 @@ def without_ids(obj):
 def server():
     """The shared server (started once per session); import this fixture into a test module to use it."""
     return shared_server()
+
+
+@pytest.fixture
+def inprocess(engine):
+    """The app on the test session's own engine, in a uvicorn thread: the KV cache itself can be inspected."""
+    from engine.server.app import create_app
+    from engine.server.config import ServerConfig
+    from engine.server.run import Server, bind
+
+    config = ServerConfig()
+    server = Server(uvicorn.Config(create_app(engine, config), log_level="warning", access_log=False,
+                                   lifespan="off"), config)
+    sock = bind("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.02)
+    host, port = sock.getsockname()[:2]
+    yield f"http://{host}:{port}"
+    server.should_exit = True
+    thread.join(60)
+    sock.close()
 
 
 @pytest.fixture(scope="module")

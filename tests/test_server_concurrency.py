@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 
 from .conftest import assert_no_sequences
-from .server_process import server, sse_events, without_ids  # noqa: F401 (server: a fixture)
+from .server_process import check_stream, inprocess, server, sse_events, without_ids  # noqa: F401 (fixtures)
 
 
 def stream_events(base_url: str, request: dict) -> list[str]:
@@ -86,29 +85,6 @@ def test_disconnect_before_the_first_byte_cancels(server):
     server.wait_for_log(r"POST /v1/completions 499 json", since=n)
 
 
-@pytest.fixture
-def inprocess(engine):
-    """The app on the test session's own engine, in a uvicorn thread: the KV cache itself can be inspected."""
-    from engine.server.app import create_app
-    from engine.server.config import ServerConfig
-    from engine.server.run import Server, bind
-
-    config = ServerConfig()
-    server = Server(uvicorn.Config(create_app(engine, config), log_level="warning", access_log=False,
-                                   lifespan="off"), config)
-    sock = bind("127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.02)
-    host, port = sock.getsockname()[:2]
-    yield f"http://{host}:{port}"
-    server.should_exit = True
-    thread.join(60)
-    sock.close()
-
-
 def test_disconnect_leaves_no_sequence_in_the_kv_cache(inprocess, engine):
     for closing_after in (3, 1):
         with httpx.Client(base_url=inprocess, timeout=300) as c:
@@ -161,26 +137,6 @@ def test_bounded_load_sixteen_clients_ten_mixed_requests(server, engine):
         if kind == 3:
             return dict(prompt=prompt, max_tokens=0, echo=True, logprobs=1)
         return dict(prompt=prompt, max_tokens=4, seed=seed, stream=True, stop=[","])
-
-    def check_stream(request: dict, events: list[str]) -> None:
-        assert events and events[-1] == "[DONE]" and events.count("[DONE]") == 1
-        chunks = [json.loads(e) for e in events[:-1]]
-        n = request.get("n", 1)
-        finished, tokens, usage = {}, {i: 0 for i in range(n)}, None
-        for ch in chunks:
-            if ch.get("usage"):
-                usage = ch["usage"]
-                assert ch["choices"] == []
-            for c in ch["choices"]:
-                assert c["index"] not in finished, "a chunk after the choice's last one"
-                if c.get("logprobs"):
-                    tokens[c["index"]] += len(c["logprobs"]["tokens"])
-                if c["finish_reason"]:
-                    finished[c["index"]] = c["finish_reason"]
-        assert sorted(finished) == list(range(n))
-        if "logit_bias" in request:  # nothing lost, nothing twice: every generated token arrived once
-            assert tokens == {i: request["max_tokens"] for i in range(n)}
-            assert usage["completion_tokens"] == n * request["max_tokens"]
 
     def client(c: int) -> int:
         done = 0

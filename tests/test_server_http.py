@@ -195,12 +195,13 @@ def test_api_key_required_and_compared(strict):
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": KEY},
                         {"authorization": f"Basic {KEY}"}, {"authorization": f"Bearer {KEY}x"}):
             for method, path in (("POST", "/v1/completions"), ("GET", "/v1/models"), ("GET", "/tokenizer_info"),
-                                 ("POST", "/tokenize"), ("POST", "/detokenize")):
+                                 ("POST", "/tokenize"), ("POST", "/detokenize"), ("GET", "/metrics"),
+                                 ("GET", "/openapi.json")):
                 r = c.request(method, path, json={"prompt": "x"}, headers=headers)
                 assert_error(r, 401, code="invalid_api_key")
                 assert r.headers["www-authenticate"] == "Bearer"
-        assert c.get("/health").status_code == 200  # health and metrics stay open for probes
-        assert c.get("/metrics").status_code == 200
+        assert c.get("/health").status_code == 200  # health stays open for probes
+        assert c.get("/metrics", headers=good).status_code == 200
         assert c.get("/v1/models", headers=good).status_code == 200
         r = c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 1}, headers=good)
         assert r.status_code == 200, r.text

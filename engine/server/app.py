@@ -5,11 +5,13 @@
     app = create_app(Engine("smollm2-135m"))          # any ASGI server; `sampling-engine serve` runs uvicorn
 
 Routes: POST /v1/completions, GET /v1/models, GET /v1/models/{id}, GET /health, GET /metrics,
-GET /tokenizer_info, POST /tokenize, POST /detokenize. With an API key, every route but /health and /metrics
-needs `Authorization: Bearer KEY`. Every error is SPEC.md's JSON shape; nothing a client sends yields a 500.
+GET /tokenizer_info, POST /tokenize, POST /detokenize, GET /openapi.json. With an API key, every route but
+/health needs `Authorization: Bearer KEY`. Every error is SPEC.md's JSON shape; nothing a client sends yields
+a 500.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 
@@ -26,6 +28,7 @@ from .config import ServerConfig
 from .errors import ApiError, JsonResponse
 from .logs import RequestLogMiddleware, record
 from .metrics import CONTENT_TYPE, ServerMetrics
+from .openapi import build_openapi
 
 
 def _model_card(engine, created: int) -> dict:
@@ -44,7 +47,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         method, path = request.method, request.url.path
         if exc.status_code == 404:
             err = ApiError(404, f"no route {method} {path} (this server implements POST /v1/completions, "
-                                f"GET /v1/models, /health, /metrics, /tokenizer_info, POST /tokenize, /detokenize)",
+                                f"GET /v1/models, /health, /metrics, /tokenizer_info, /openapi.json, "
+                                f"POST /tokenize, /detokenize)",
                            code="not_found", headers=headers)
         elif exc.status_code == 405:
             allowed = headers.get("Allow") or headers.get("allow") or ""
@@ -81,18 +85,22 @@ def create_app(engine, config: ServerConfig | None = None) -> FastAPI:
     app.state.engine, app.state.config, app.state.metrics = engine, config, metrics
     _install_error_handlers(app)
 
-    key = config.api_key.encode("utf-8") if config.api_key else None
+    # Digests of equal length, compared in constant time: neither the key's bytes nor its length leak through
+    # how long a wrong guess takes.
+    key = hashlib.sha256(config.api_key.encode("utf-8")).digest() if config.api_key else None
 
     def require_key(request: Request) -> None:
         if key is None:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8", "replace"), key):
+        given = hashlib.sha256(token.strip().encode("utf-8", "replace")).digest()
+        if not hmac.compare_digest(given, key) or scheme.lower() != "bearer":
             raise ApiError(401, "missing or wrong API key: send the header `Authorization: Bearer <key>`",
                            code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
     auth = [Depends(require_key)]
     completions = CompletionsRoute(engine, config, metrics)
+    openapi = build_openapi(engine, config)
 
     async def create_completion(request: Request) -> Response:
         return await completions(request)
@@ -126,6 +134,10 @@ def create_app(engine, config: ServerConfig | None = None) -> FastAPI:
         record(request.scope)["route"] = "/tokenize"
         return JsonResponse(tokenizer.tokenize(engine, await read_json_object(request, config.max_body_bytes)))
 
+    async def get_openapi(request: Request) -> Response:
+        record(request.scope)["route"] = "/openapi.json"
+        return JsonResponse(openapi)
+
     async def post_detokenize(request: Request) -> Response:
         record(request.scope)["route"] = "/detokenize"
         return JsonResponse(tokenizer.detokenize(engine, await read_json_object(request, config.max_body_bytes)))
@@ -134,10 +146,11 @@ def create_app(engine, config: ServerConfig | None = None) -> FastAPI:
     app.add_api_route("/v1/models", list_models, methods=["GET"], dependencies=auth)
     app.add_api_route("/v1/models/{model_id:path}", get_model, methods=["GET"], dependencies=auth)
     app.add_api_route("/health", health, methods=["GET"])
-    app.add_api_route("/metrics", get_metrics, methods=["GET"])
+    app.add_api_route("/metrics", get_metrics, methods=["GET"], dependencies=auth)
     app.add_api_route("/tokenizer_info", get_tokenizer_info, methods=["GET"], dependencies=auth)
     app.add_api_route("/tokenize", post_tokenize, methods=["POST"], dependencies=auth)
     app.add_api_route("/detokenize", post_detokenize, methods=["POST"], dependencies=auth)
+    app.add_api_route("/openapi.json", get_openapi, methods=["GET"], dependencies=auth)
 
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),

@@ -47,19 +47,56 @@ def _too_large(size: int, max_bytes: int) -> ApiError:
                          f"(--max-body-bytes)", code="request_too_large")
 
 
-def _unpaired_surrogate(value) -> bool:
-    """JSON may spell lone UTF-16 surrogates (\\ud800) that no UTF-8 text can hold."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, list):
-        return any(_unpaired_surrogate(v) for v in value)
-    if isinstance(value, dict):
-        return any(_unpaired_surrogate(k) or _unpaired_surrogate(v) for k, v in value.items())
-    return False
+# A real request nests three levels deep (body > prompt > token list); anything far deeper is an attack on
+# recursive code further on (repr, validation), so it stops here.
+MAX_DEPTH = 16
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _no_duplicates(pairs: list) -> dict:
+    """json's object hook: {"n": 1, "n": 99} is two answers to one question (which one a proxy or a log
+    reader takes differs), so it is refused, not silently resolved to the last."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_values(body: dict) -> None:
+    """Iteratively (no recursion to exhaust): nesting depth, and lone UTF-16 surrogates (JSON may spell
+    \\ud800, which no UTF-8 text can hold), reported under the top-level parameter that holds them."""
+    for param, value in body.items():
+        stack = [(param, 1), (value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise ApiError(400, f"{_printable(param)} is nested more than {MAX_DEPTH} levels deep",
+                               param=_printable(param), code="invalid_value")
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ApiError(400, f"{_printable(param)} contains an unpaired UTF-16 surrogate escape, which "
+                                        f"is not valid Unicode", param=_printable(param),
+                                   code="invalid_value") from None
+            elif isinstance(item, list):  # numbers need no look (a 100k-token prompt stays cheap)
+                stack.extend((v, depth + 1) for v in item if isinstance(v, (str, list, dict)))
+            elif isinstance(item, dict):
+                for k, v in item.items():
+                    stack.append((k, depth + 1))
+                    stack.append((v, depth + 1))
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict:
@@ -68,19 +105,24 @@ async def read_json_object(request: Request, max_bytes: int) -> dict:
     raw = await read_body(request, max_bytes)
     try:
         text = raw.decode("utf-8")
-        body = json.loads(text)
-    except UnicodeDecodeError:
-        raise ApiError(400, "the request body is not UTF-8 text", code="invalid_json") from None
+        body = json.loads(text, object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"the request body is not UTF-8 text (invalid byte at offset {e.start})",
+                       code="invalid_json") from None
     except json.JSONDecodeError as e:
         raise ApiError(400, f"the request body is not valid JSON: {e}", code="invalid_json") from None
     except RecursionError:
         raise ApiError(400, "the request body is nested too deeply", code="invalid_json") from None
+    except _DuplicateKey as e:
+        key = _printable(e.key)
+        # param stays null: the object with the repeated key may be nested (logit_bias), the hook cannot tell
+        raise ApiError(400, f"the request body has the key {key!r} twice in one object", code="duplicate_key") \
+            from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits (Python's int conversion limit)
+        raise ApiError(400, f"the request body holds a number that cannot be read: {e}",
+                       code="invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"the request body must be a JSON object, got {type(body).__name__}",
                        code="invalid_json")
-    for key, value in body.items():
-        if _unpaired_surrogate(key) or _unpaired_surrogate(value):
-            param = key.encode("utf-8", "backslashreplace").decode("utf-8")
-            raise ApiError(400, f"{param} contains an unpaired UTF-16 surrogate escape, which is not valid Unicode",
-                           param=param, code="invalid_value")
+    _check_values(body)
     return body

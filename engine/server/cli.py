@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .config import DEFAULT_MAX_BODY_BYTES
+from .config import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PROMPTS, DEFAULT_MAX_SEQUENCES
 
 SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "prometheus_client")
 
@@ -34,6 +34,11 @@ def add_serve_command(sub) -> None:
     s.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
     s.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                    help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})")
+    s.add_argument("--max-prompts", type=int, default=DEFAULT_MAX_PROMPTS,
+                   help=f"prompts one request may hold; more get 400 (default {DEFAULT_MAX_PROMPTS})")
+    s.add_argument("--max-sequences", type=int, default=DEFAULT_MAX_SEQUENCES,
+                   help=f"sequences one request may ask for, prompts x best_of (n unless given); more get 400 "
+                        f"(default {DEFAULT_MAX_SEQUENCES})")
     s.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow browser requests from this origin (repeatable; '*' for any); default: no CORS")
     s.add_argument("--log-prompts", action="store_true", help="include prompts in the request log lines")
@@ -56,7 +61,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
               f"pip install 'sampling-engine[server]'", file=sys.stderr)
         return 2
     for name, value, low in (("--port", args.port, 0), ("--slots", args.slots, 1), ("--max-queue", args.max_queue, 0),
-                             ("--max-body-bytes", args.max_body_bytes, 1)):
+                             ("--max-body-bytes", args.max_body_bytes, 1), ("--max-prompts", args.max_prompts, 1),
+                             ("--max-sequences", args.max_sequences, 1)):
         if value < low or (name == "--port" and value > 65535):
             print(f"error: {name} must be {'in [0, 65535]' if name == '--port' else f'>= {low}'}, got {value}",
                   file=sys.stderr)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from ..errors import CompletionError
 from .body import read_json_object
 from .errors import ApiError, JsonResponse, dumps
+from .limits import check_request_limits
 from .logs import record
 
 
@@ -89,6 +90,11 @@ class CompletionsRoute:
             rec["prompt"] = body.get("prompt")
         if "self" in body:  # the one key Python's **kwargs cannot pass on
             raise ApiError(400, "unknown parameter(s): self", param="self", code="unknown_parameter")
+        cfg = self.config
+        try:
+            check_request_limits(body, self.engine.model.n_vocab, cfg.max_prompts, cfg.max_sequences)
+        except CompletionError as e:
+            raise ApiError.from_completion_error(e) from None
         engine_body, strip_usage = with_internal_usage(body)
         try:
             result = await until_disconnect(request, self.engine.acreate_completion(**engine_body))

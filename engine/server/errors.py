@@ -7,12 +7,25 @@ from starlette.responses import Response
 
 from ..errors import CompletionError
 
+# Messages often quote what the client sent (a value, a key, a path); a 10 MB value must not come back whole.
+MESSAGE_HEAD, MESSAGE_TAIL = 360, 120  # the tail usually says the allowed range; the head names the parameter
+PARAM_CHARS = 100
+
+
+def clip(text: str, head: int = MESSAGE_HEAD, tail: int = MESSAGE_TAIL) -> str:
+    """At most head + tail characters of `text` (plus a marker saying how many were left out)."""
+    if len(text) <= head + tail:
+        return text
+    return f"{text[:head]}…[{len(text) - head - tail} characters left out]…{text[-tail:] if tail else ''}"
+
 
 class ApiError(Exception):
     """An error response the server produces itself (bad body, auth, unknown route...)."""
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
                  type: str = "invalid_request_error", headers: dict | None = None):
+        message = clip(message)
+        param = None if param is None else clip(str(param), PARAM_CHARS, 0)
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
         self.headers = headers or {}

@@ -68,6 +68,8 @@ class RequestLogMiddleware:
         else:
             shown = str(code) if code is not None else "-"
         path = scope.get("path", "")
+        if len(path) > 200:  # a path is the client's text too: bounded in the log
+            path = path[:200] + "…"
         parts = [rec.get("id") or rec["req"], scope.get("method", ""), path, shown]
         if "stream" in rec:
             parts += ["stream" if rec["stream"] else "json",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import ipaddress
 import signal
 import socket
 import sys
@@ -68,6 +69,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def exposure_warning(address: str, api_key: str | None) -> str | None:
+    """The warning to log when the bound address is reachable from other machines and no key guards it."""
+    if api_key:
+        return None
+    try:
+        if ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (f"listening on {address}, which other machines may reach, without an API key: anyone who can "
+            f"connect can use this server (set --api-key or $SAMPLING_ENGINE_API_KEY, or bind 127.0.0.1)")
+
+
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -78,6 +92,7 @@ def serve(args) -> int:
 
     setup_logging()
     config = ServerConfig(api_key=args.api_key or None, max_body_bytes=args.max_body_bytes,
+                          max_prompts=args.max_prompts, max_sequences=args.max_sequences,
                           log_prompts=args.log_prompts, cors_origins=tuple(args.cors_origin or ()),
                           shutdown_timeout_s=args.shutdown_timeout)
     try:
@@ -85,6 +100,9 @@ def serve(args) -> int:
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 1
+    warning = exposure_warning(sock.getsockname()[0], config.api_key)
+    if warning:
+        LOGGER.warning(warning)
     kwargs = dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
                   max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights,
                   verbose=args.verbose, aliases=tuple(args.alias or ()))
