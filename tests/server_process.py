@@ -185,7 +185,7 @@ def inprocess(engine):
     from engine.server.config import ServerConfig
     from engine.server.run import Server, bind
 
-    config = ServerConfig()
+    config = ServerConfig(sse_ping_s=0)  # no keep-alive comments: a stream's bytes are the same on every run
     server = Server(uvicorn.Config(create_app(engine, config), log_level="warning", access_log=False,
                                    lifespan="off"), config)
     sock = bind("127.0.0.1", 0)

@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from . import tokenizer
@@ -67,6 +68,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return await api_error(request, ApiError(400, f"{param or 'request'}: {first.get('msg', 'invalid value')}",
                                                  param=param, code="invalid_value"))
 
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        """The client left while its body was being read: nobody to answer, nothing to log as an error."""
+        record(request.scope)["client_gone"] = True
+        return Response(status_code=499)
+
     async def server_error(request: Request, exc: Exception) -> Response:
         return ApiError(500, f"internal error: {type(exc).__name__}", type="server_error",
                         code="internal_error").response()
@@ -74,6 +80,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, server_error)
 
 
@@ -89,7 +96,7 @@ def create_app(engine, config: ServerConfig | None = None) -> FastAPI:
     # how long a wrong guess takes.
     key = hashlib.sha256(config.api_key.encode("utf-8")).digest() if config.api_key else None
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> None:  # async: FastAPI would run a plain def in a worker thread
         if key is None:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

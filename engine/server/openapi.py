@@ -100,6 +100,8 @@ COMPLETION = {
         "usage": _nullable(_USAGE),
     },
 }
+# A streamed chunk: the same shape, with "usage" only when stream_options.include_usage asked for it.
+CHUNK = {**COMPLETION, "required": [k for k in COMPLETION["required"] if k != "usage"]}
 ERROR = {
     "type": "object", "required": ["error"], "additionalProperties": False,
     "properties": {"error": {
@@ -155,8 +157,15 @@ def build_openapi(engine, config) -> dict:
                   "properties": {"model": _nullable({"type": "string", "enum": [engine.model_id]}),
                                  "tokens": {"type": "array",
                                             "items": {"type": "integer", "minimum": 0, "maximum": n_vocab - 1}}}}
-    stream = {"description": "server-sent events: `data: {chunk}` lines (the Completion shape with text deltas), "
-                             "then `data: [DONE]`", "schema": {"type": "string"}}
+    # Before OpenAPI 3.2, an event stream's schema describes each event (its `data` holds a chunk as JSON)
+    chunk_or_error = {"anyOf": [{"$ref": "#/components/schemas/CompletionChunk"},
+                                {"$ref": "#/components/schemas/Error"}]}
+    event = {"type": "object", "required": ["data"], "properties": {"data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json", "contentSchema": chunk_or_error}]}}}
+    stream = {"description": "server-sent events: `data: {chunk}` (the Completion shape with text deltas; an error "
+                             "object if the stream fails after its first byte), then `data: [DONE]`",
+              "schema": event}
     completion_ok = {"description": "the completion (JSON), or its chunks as server-sent events with stream=true",
                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Completion"}},
                                  "text/event-stream": stream}}
@@ -198,7 +207,7 @@ def build_openapi(engine, config) -> dict:
                 "200": _json(text_out, "the text"), **_errors(400, 401, 404, 413, 415)}, body=detokenize)},
         },
         "components": {
-            "schemas": {"Completion": COMPLETION, "Error": ERROR, "Model": MODEL},
+            "schemas": {"Completion": COMPLETION, "CompletionChunk": CHUNK, "Error": ERROR, "Model": MODEL},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
