@@ -20,6 +20,7 @@ from .body import read_json_object
 from .errors import ApiError, JsonResponse, dumps
 from .limits import check_request_limits
 from .logs import record
+from .shutdown import ShuttingDown, deadline, race, shutting_down_error
 
 
 class ClientGone(Exception):
@@ -34,25 +35,10 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-async def until_disconnect(request: Request, awaitable):
-    """Await `awaitable`, but cancel it (which cancels the engine request) if the client leaves first."""
-    task = asyncio.ensure_future(awaitable)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        watcher.cancel()
-        raise
-    if task in done:
-        watcher.cancel()
-        return task.result()
-    task.cancel()
-    try:
-        await task
-    except BaseException:
-        pass
-    raise ClientGone
+async def until_disconnect(request: Request, awaitable, config):
+    """Await `awaitable`, but cancel it (which cancels the engine request) if the client leaves first
+    (ClientGone) or the shutdown timeout passes first (ShuttingDown)."""
+    return await race(awaitable, {_disconnected(request): ClientGone(), deadline(config): ShuttingDown()})
 
 
 def with_internal_usage(body: dict) -> tuple[dict, bool]:
@@ -97,10 +83,12 @@ class CompletionsRoute:
             raise ApiError.from_completion_error(e) from None
         engine_body, strip_usage = with_internal_usage(body)
         try:
-            result = await until_disconnect(request, self.engine.acreate_completion(**engine_body))
+            result = await until_disconnect(request, self.engine.acreate_completion(**engine_body), cfg)
         except ClientGone:
             rec["client_gone"] = True
             return Response(status_code=499)
+        except ShuttingDown:
+            raise shutting_down_error() from None
         except (CompletionError, RuntimeError) as e:
             raise _engine_error(e, self.engine) from None
         if not rec["stream"]:
@@ -121,11 +109,14 @@ class CompletionsRoute:
 
     async def _stream(self, request: Request, rec: dict, stream, strip_usage: bool) -> Response:
         try:
-            first = await until_disconnect(request, stream.__anext__())
+            first = await until_disconnect(request, stream.__anext__(), self.config)
         except ClientGone:
             rec["client_gone"] = True
             await stream.aclose()
             return Response(status_code=499)
+        except ShuttingDown:
+            await stream.aclose()
+            raise shutting_down_error() from None
         except StopAsyncIteration:  # cannot happen (every choice ends with a chunk); an empty stream is valid
             first = None
         except (CompletionError, RuntimeError) as e:
@@ -155,15 +146,19 @@ class CompletionsRoute:
                 if first is not None and keep(first):
                     yield dumps(first).decode("utf-8")
                 try:
-                    async for chunk in stream:
+                    while True:
+                        try:
+                            chunk = await race(stream.__anext__(), {deadline(self.config): ShuttingDown()})
+                        except StopAsyncIteration:
+                            break
                         if keep(chunk):
                             yield dumps(chunk).decode("utf-8")
-                except (CompletionError, RuntimeError) as e:  # after the first byte: an error event, no [DONE]
-                    err = ApiError(500, str(e), type="server_error", code="engine_error")
+                except (CompletionError, RuntimeError, ShuttingDown) as e:  # after the first byte: an error event,
+                    err = ApiError(500, str(e), type="server_error", code="engine_error")  # no [DONE]
                     if isinstance(e, CompletionError):
                         err = ApiError.from_completion_error(e)
-                    elif "closed" in str(e):
-                        err = ApiError(503, "the server is shutting down", code="shutting_down", type="server_error")
+                    elif isinstance(e, ShuttingDown) or "closed" in str(e):
+                        err = shutting_down_error()
                     rec["error"] = err.code
                     yield dumps(err.body()).decode("utf-8")
                     return
@@ -180,5 +175,6 @@ class CompletionsRoute:
                 await stream.aclose()
 
         return EventSourceResponse(events(), sep="\n", ping=self.config.sse_ping_s,
-                                   shutdown_event=None, shutdown_grace_period=self.config.shutdown_timeout_s,
+                                   # a second more than our own deadline, which ends the stream cleanly
+                                   shutdown_event=None, shutdown_grace_period=self.config.shutdown_timeout_s + 1,
                                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

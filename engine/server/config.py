@@ -22,3 +22,4 @@ class ServerConfig:
     sse_ping_s: float = 15.0            # SSE comment lines while a stream is quiet (0: none)
     shutdown_timeout_s: float = 30.0    # on SIGINT/SIGTERM, in-flight requests get this long, then are cancelled
     shutting_down: bool = field(default=False)  # set by the server on a shutdown signal
+    shutdown_at: float | None = None            # its time.monotonic()

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 import uvicorn
 
@@ -30,6 +31,7 @@ class Server(uvicorn.Server):
 
     def handle_exit(self, sig, frame) -> None:
         if not self.app_config.shutting_down:
+            self.app_config.shutdown_at = time.monotonic()
             self.app_config.shutting_down = True
             name = signal.Signals(sig).name if sig else "request"
             LOGGER.info(f"{name}: shutting down (no new connections; in-flight requests get "

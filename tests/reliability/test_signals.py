@@ -1,5 +1,6 @@
 """Faults from the operator's side, on real `sampling-engine serve` processes: SIGTERM while requests run and
-wait (a graceful exit 0, in bounded time, nothing left hanging), SIGKILL mid-generation (the model cache is
+wait (a graceful exit 0 in bounded time; each client gets an answer, a 503 `shutting_down` for what was still
+running at --shutdown-timeout), SIGKILL mid-generation (the model cache is
 untouched), and each time a restarted server answers the canary with the same bytes as before."""
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 
 from engine.registry import load_registry
 
-from ..server_process import ServerProcess, sse_events
+from ..server_process import ServerProcess
 from .conftest import TALLY, canary_bytes
 
 ARGS = ("--n-ctx", "512", "--slots", "2", "--max-queue", "4", "--shutdown-timeout", "2")
@@ -30,7 +31,7 @@ def _in_background(fn) -> tuple[threading.Thread, dict]:
     def run():
         try:
             out["result"] = fn()
-        except Exception as e:  # a dropped connection is a fair answer at shutdown; a hang or a 500 is not
+        except Exception as e:  # a dropped connection, say: the test reports it
             out["error"] = e
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -68,15 +69,14 @@ def test_sigterm_during_generation_exits_0_and_a_restart_answers_the_same(engine
     for t in (streaming, running, queued):
         t.join(30)
         assert not t.is_alive(), "a client was left hanging after the server exited"
+    for out in (streamed, ran, waited):  # every client got an answer: none was left with a cut connection
+        assert "result" in out, out
     status, events = streamed["result"]
     assert status == 200 and events
-    if events[-1] != "[DONE]":  # cut at the shutdown timeout: an error event says so, or the stream just ends
-        assert "[DONE]" not in events
-        last = json.loads(events[-1])
-        assert "choices" in last or last["error"]["code"] == "shutting_down", last
-    for out in (ran, waited):  # answered (503 shutting down, or done) or cut; never a 500
-        if "result" in out:
-            assert out["result"][0] in (200, 503), out["result"]
+    if events[-1] != "[DONE]":  # still running at the shutdown timeout: a last event says so
+        assert "[DONE]" not in events and json.loads(events[-1])["error"]["code"] == "shutting_down", events[-1]
+    for status, text in (ran["result"], waited["result"]):  # done, or a 503 in SPEC's shape; never a 500
+        assert status == 200 or (status, json.loads(text)["error"]["code"]) == (503, "shutting_down"), text
     log = "".join(s.lines)
     assert "shutting down" in log and "stopped" in log and "Traceback" not in log, log
     assert elapsed < 30, f"the shutdown took {elapsed:.1f} s with --shutdown-timeout 2"
@@ -112,7 +112,7 @@ def test_sigkill_during_generation_then_restart_answers_the_same(engine):
             s.proc.kill()
             assert s.proc.wait(30) == -signal.SIGKILL
             try:
-                rest = sse_events(r)
+                rest = [line[6:] for line in lines if line.startswith("data: ")]
             except httpx.TransportError:
                 rest = []
             assert "[DONE]" not in rest
