@@ -174,6 +174,8 @@ def test_one_log_line_per_request_without_prompt_text(http, server):
     r = http.post("/v1/completions", json={"prompt": secret, "max_tokens": 2, "temperature": 0})
     with http.stream("POST", "/v1/completions", json={"prompt": secret, "max_tokens": 2, "stream": True}) as s:
         sse_events(s)
+    # a stream's line is written once its response has fully closed, which may be after the client read [DONE]
+    server.wait_for_log(r"POST /v1/completions 200 stream", since=n)
     http.post("/v1/completions", json={"prompt": secret, "temperature": 9})
     server.wait_for_log(r"POST /v1/completions 400", since=n)
     lines = [l for l in server.log_since(n) if "/v1/completions" in l]
