@@ -8,7 +8,6 @@ the disconnect and cancels the generator, which cancels the engine request (with
 """
 from __future__ import annotations
 
-import asyncio
 import time
 
 from sse_starlette.sse import EventSourceResponse
