@@ -19,7 +19,7 @@ from .body import read_json_object
 from .errors import ApiError, JsonResponse, dumps
 from .limits import check_request_limits
 from .logs import record
-from .shutdown import ShuttingDown, deadline, race, shutting_down_error
+from .shutdown import ShuttingDown, deadline, past_deadline, race, shutting_down_error
 
 
 class ClientGone(Exception):
@@ -145,11 +145,9 @@ class CompletionsRoute:
                 if first is not None and keep(first):
                     yield dumps(first).decode("utf-8")
                 try:
-                    while True:
-                        try:
-                            chunk = await race(stream.__anext__(), {deadline(self.config): ShuttingDown()})
-                        except StopAsyncIteration:
-                            break
+                    async for chunk in stream:
+                        if past_deadline(self.config):  # sse-starlette cuts the stream a second later
+                            raise ShuttingDown
                         if keep(chunk):
                             yield dumps(chunk).decode("utf-8")
                 except (CompletionError, RuntimeError, ShuttingDown) as e:  # after the first byte: an error event,

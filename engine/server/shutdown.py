@@ -20,6 +20,11 @@ async def deadline(config) -> None:
     await asyncio.sleep(max(0.0, start + config.shutdown_timeout_s - time.monotonic()))
 
 
+def past_deadline(config) -> bool:
+    """The check a running stream makes between chunks (no task per chunk: streams are the hot path)."""
+    return config.shutting_down and time.monotonic() >= (config.shutdown_at or 0.0) + config.shutdown_timeout_s
+
+
 def shutting_down_error() -> ApiError:
     return ApiError(503, "the server is shutting down", code="shutting_down", type="server_error",
                     headers={"Retry-After": "1"})
