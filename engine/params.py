@@ -6,6 +6,7 @@ nothing is coerced (no clamping of temperature, no silent replacement of top_p).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +152,9 @@ def _stop(v) -> tuple[str, ...]:
     return tuple(stops)
 
 
+_TOKEN_ID = re.compile(r"[0-9]{1,18}")
+
+
 def _logit_bias(v, n_vocab: int) -> tuple[tuple[int, float], ...]:
     if v is None:
         return ()
@@ -159,11 +163,8 @@ def _logit_bias(v, n_vocab: int) -> tuple[tuple[int, float], ...]:
     out = {}
     for key, bias in v.items():
         token = key if _is_int(key) else None
-        if isinstance(key, str):
-            try:
-                token = int(key, 10)
-            except ValueError:
-                pass
+        if isinstance(key, str) and _TOKEN_ID.fullmatch(key):  # not int(): it takes "+5", " 5" and "1_0"
+            token = int(key)
         if token is None:
             raise _bad("logit_bias", f"logit_bias key {key!r} is not a token id")
         if not 0 <= token < n_vocab:

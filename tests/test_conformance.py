@@ -89,6 +89,10 @@ def raw_logprobs(model, tokens):
     (dict(stop=""), "stop"),
     (dict(stop=[1]), "stop"),
     (dict(logit_bias={"abc": 1}), "logit_bias"),
+    (dict(logit_bias={"+5": 1}), "logit_bias"),
+    (dict(logit_bias={" 5": 1}), "logit_bias"),
+    (dict(logit_bias={"1_0": 1}), "logit_bias"),
+    (dict(logit_bias={"٥": 1}), "logit_bias"),  # an Arabic-Indic five: int() takes it, a token id is ASCII
     (dict(logit_bias={"99999999": 1}), "logit_bias"),
     (dict(logit_bias={"5": 101}), "logit_bias"),
     (dict(logit_bias={"5": float("nan")}), "logit_bias"),
