@@ -165,7 +165,8 @@ class Model:
         self._threads = n_threads or max(1, os.cpu_count() or 1)
         # The compute buffer grows with the micro-batch (98 MB at 512 tokens for SmolLM2): on a CPU a
         # 256-token micro-batch prefills as fast, and chunking never changes logits. GPUs like bigger ones.
-        self._n_ubatch = 512 if n_gpu_layers > 0 else 256
+        self.on_gpu = n_gpu_layers > 0
+        self._n_ubatch = 512 if self.on_gpu else 256
         self._per_seq = n_ctx or min(self.n_ctx_train, 4096)
         self._create_context(n_seq_max)
 
