@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import llama_cpp  # isort: skip  (before numpy, see model.py)
@@ -59,6 +60,10 @@ class Engine:
         except BaseException:
             self.model.close()
             raise
+        # acreate_completion validates and tokenizes here, off the event loop. One thread, started now, so
+        # that the process's thread count does not move with requests (the server's tests check it).
+        self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix="engine-prepare")
+        self._prepare_thread.submit(lambda: None).result()
 
     def _fingerprint(self, path, n_gpu_layers: int, repack_weights: bool) -> str:
         """Changes with the model file, the engine version or the backend (llama.cpp build, GPU offload,
@@ -97,8 +102,8 @@ class Engine:
         """The asyncio twin: `await` it for the response dict, or (stream=True) for an async iterator of chunks.
         Cancelling the awaiting task cancels the request. Validation and tokenization run in a worker thread:
         an 8 MB prompt takes ~2 s to tokenize, which would stall every other task on the event loop."""
-        params, work, meta = await asyncio.to_thread(self._prepare, request)
         aloop = asyncio.get_running_loop()
+        params, work, meta = await aloop.run_in_executor(self._prepare_thread, self._prepare, request)
         changed = asyncio.Event()
         chunks = ChunkBuilder(meta, params, work, self.formatter) if params.stream else None
         job = self.loop.submit(Job(work, listener=lambda: aloop.call_soon_threadsafe(changed.set), chunks=chunks))
@@ -177,6 +182,7 @@ class Engine:
     def close(self) -> None:
         """Stop the loop (requests still running fail with RuntimeError), then free the model."""
         self.loop.close()
+        self._prepare_thread.shutdown(wait=True)
         self.model.close()
 
     def __enter__(self) -> "Engine":
