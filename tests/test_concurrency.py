@@ -212,3 +212,11 @@ def test_a_prompt_longer_than_a_tiny_context_batch_works(engine):
     with Engine("smollm2-135m", n_ctx=64) as tiny:
         assert len(tiny.model.tokenize(prompt)) > 100
         assert run(tiny, req)["choices"] == run(engine, req)["choices"]
+
+
+def test_loop_call_runs_on_the_loop_thread_and_hands_back_result_or_error(engine):
+    """Benchmarks drive the model directly through it: every llama_decode then comes from one thread."""
+    assert engine.loop.call(lambda: threading.current_thread().name) == "engine-loop"
+    with pytest.raises(ZeroDivisionError):
+        engine.loop.call(lambda: 1 / 0)
+    assert engine.create_completion(prompt="Hi", max_tokens=2, temperature=0)["usage"]["completion_tokens"] == 2
