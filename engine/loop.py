@@ -112,7 +112,8 @@ class EngineLoop:
     def _publish(self) -> None:
         """Loop thread: the figures other threads may read."""
         stats = {"running": len(self.scheduler.running_jobs()), "tokens_generated": self.tokens_generated,
-                 "slots": self.pool.usage(), "memory": self.model.memory()}
+                 "slots": self.pool.usage(), "memory": self.model.memory(),
+                 "prompt_tokens": self.pool.prompt_tokens, "prompt_tokens_cached": self.pool.prompt_tokens_cached}
         with self._cv:
             self._waiting_jobs = self.scheduler.queued_jobs()
             self._stats = stats

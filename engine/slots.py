@@ -36,6 +36,10 @@ class SlotPool:
         self.model = model
         self.prefix_cache = prefix_cache
         self.slots = [Slot(seq) for seq in range(model.n_seq_max)]
+        # Prompt tokens admitted, and those of them whose KV cells a slot already held (not evaluated again):
+        # their ratio is the prefix cache's hit rate (GET /metrics; the Ray Serve router's figure of merit).
+        self.prompt_tokens = 0
+        self.prompt_tokens_cached = 0
 
     def grow(self, n: int) -> None:
         """More sequences: the context is re-created (all free now), so every cached prefix is lost."""
@@ -72,6 +76,8 @@ class SlotPool:
         chosen = [first, *others]
         for s in chosen:
             s.busy = True
+        self.prompt_tokens += len(prompt)
+        self.prompt_tokens_cached += start
         return chosen, start
 
     def copy_prompt(self, src: Slot, dst: Slot) -> None:

@@ -44,6 +44,19 @@ def add_serve_command(sub) -> None:
     s.add_argument("--log-prompts", action="store_true", help="include prompts in the request log lines")
     s.add_argument("--shutdown-timeout", type=float, default=30.0,
                    help="on SIGINT/SIGTERM, seconds in-flight requests get before they are cancelled (default 30)")
+    r = s.add_argument_group("Ray Serve (the `ray` extra; docs/ray-serve.md)")
+    r.add_argument("--ray", action="store_true",
+                   help="serve from Ray Serve replicas, each one engine with the options above (default: a local "
+                        "Ray on 127.0.0.1 with token authentication, stopped on exit)")
+    r.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="join this Ray cluster instead (implies --ray); its security is yours: Ray's ports take "
+                        "code from whoever can connect unless the cluster runs with RAY_AUTH_MODE=token")
+    r.add_argument("--replicas", type=int, default=None, help="engine replicas (default 1)")
+    r.add_argument("--min-replicas", type=int, default=None, help="autoscale on ongoing requests: at least this many")
+    r.add_argument("--max-replicas", type=int, default=None, help="autoscale: at most this many")
+    r.add_argument("--routing", choices=("prefix", "least-loaded"), default="prefix",
+                   help="prefix: a prompt goes to the replica that holds its prefix when loads are close "
+                        "(default); least-loaded: Serve's power of two choices only")
     s.set_defaults(func=_cmd_serve)
 
 
@@ -70,6 +83,41 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.shutdown_timeout < 0:
         print(f"error: --shutdown-timeout must be >= 0, got {args.shutdown_timeout}", file=sys.stderr)
         return 2
+    if args.ray or args.ray_address or args.replicas is not None or args.min_replicas is not None \
+            or args.max_replicas is not None:
+        return _cmd_serve_ray(args)
     from .run import serve
 
     return serve(args)
+
+
+def _cmd_serve_ray(args: argparse.Namespace) -> int:
+    try:
+        import ray  # noqa: F401
+        import ray.serve  # noqa: F401
+    except ImportError as e:
+        print(f"error: `serve --ray` needs Ray Serve ({e.name or 'ray'} is not installed): "
+              f"pip install 'sampling-engine[ray]'", file=sys.stderr)
+        return 2
+    for name in ("--replicas", "--min-replicas", "--max-replicas"):
+        value = getattr(args, name[2:].replace("-", "_"))
+        if value is not None and value < (0 if name == "--min-replicas" else 1):
+            print(f"error: {name} must be >= {0 if name == '--min-replicas' else 1}, got {value}", file=sys.stderr)
+            return 2
+    if args.min_replicas is not None and args.max_replicas is not None and args.min_replicas > args.max_replicas:
+        print(f"error: --min-replicas ({args.min_replicas}) must be <= --max-replicas ({args.max_replicas})",
+              file=sys.stderr)
+        return 2
+    if args.replicas is not None and (args.min_replicas is not None or args.max_replicas is not None):
+        low, high = args.min_replicas or 0, args.max_replicas or args.replicas
+        if not low <= args.replicas <= high:
+            print(f"error: --replicas ({args.replicas}) is the starting count and must lie in "
+                  f"[--min-replicas, --max-replicas] = [{low}, {high}]", file=sys.stderr)
+            return 2
+    if args.max_replicas is None and args.min_replicas is not None:
+        args.max_replicas = max(args.min_replicas, args.replicas or 1)
+    if args.replicas is None:
+        args.replicas = args.min_replicas if args.min_replicas else 1
+    from ..ray.serve_run import serve_on_ray
+
+    return serve_on_ray(args)

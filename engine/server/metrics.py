@@ -26,6 +26,11 @@ class _EngineCollector:
                                 value=stats.get("queued", 0))
         yield CounterMetricFamily(f"{PREFIX}_generation_tokens", "Tokens sampled by the engine (all candidates)",
                                   value=stats.get("tokens_generated", 0))
+        yield CounterMetricFamily(f"{PREFIX}_prefix_cache_queries", "Prompt tokens admitted to KV slots",
+                                  value=stats.get("prompt_tokens", 0))
+        yield CounterMetricFamily(f"{PREFIX}_prefix_cache_hits",
+                                  "Prompt tokens a slot already held (a cached prefix, not evaluated again)",
+                                  value=stats.get("prompt_tokens_cached", 0))
         yield GaugeMetricFamily(f"{PREFIX}_slots", "KV slots (sequences) the engine holds",
                                 value=len(slots))
         yield GaugeMetricFamily(f"{PREFIX}_slots_busy", "KV slots in use by a request",

@@ -1,0 +1,90 @@
+"""`sampling-engine serve --ray`: start (or join) Ray, run the Serve application (engine/ray/serve_app.py) with
+Serve's HTTP proxy on --host/--port, and on SIGINT/SIGTERM drain it (in-flight requests get
+--shutdown-timeout seconds), shut Serve down, stop the local Ray we started (a joined cluster keeps running)
+and exit 0."""
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+import time
+
+from ..server.config import ServerConfig
+from ..server.logs import LOGGER, setup_logging
+from ..server.run import exposure_warning
+from .serve_app import APP_NAME, build
+
+
+def free_port(host: str) -> int:
+    """--port 0: a port free now (Serve's proxy takes a number, not a socket)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def engine_kwargs(args) -> dict:
+    return dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
+                max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights,
+                verbose=args.verbose, aliases=tuple(args.alias or ()), lazy_slots=False)
+
+
+def serve_on_ray(args) -> int:
+    from ray import serve
+
+    from .cluster import connect
+
+    setup_logging()
+    config = ServerConfig(api_key=args.api_key or None, max_body_bytes=args.max_body_bytes,
+                          max_prompts=args.max_prompts, max_sequences=args.max_sequences,
+                          log_prompts=args.log_prompts, cors_origins=tuple(args.cors_origin or ()),
+                          shutdown_timeout_s=args.shutdown_timeout)
+    port = args.port or free_port(args.host)
+    warning = exposure_warning(args.host, config.api_key)
+    if warning:
+        LOGGER.warning(warning)
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(sig, frame):
+        received.append(sig)
+        stop.set()
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    cluster = connect(args.ray_address)
+    try:
+        where = f"joined the Ray cluster at {args.ray_address}" if args.ray_address else \
+            "started a local Ray (127.0.0.1, token authentication, no dashboard)"
+        LOGGER.info(where)
+        serve.start(http_options={"host": args.host, "port": port, "location": "HeadOnly"})
+        serve.run(build(args, engine_kwargs(args), config), name=APP_NAME, route_prefix="/", blocking=False)
+        engine = serve.get_deployment_handle("Engine", app_name=APP_NAME)
+        card = engine.info.remote().result(timeout_s=600)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        replicas = (f"{args.min_replicas or 1}-{args.max_replicas} replicas (autoscaling)"
+                    if args.max_replicas is not None else f"{args.replicas} replicas")
+        LOGGER.info(f"serving {card['model']} at http://{host}:{port}/v1 ({replicas} on Ray Serve, {args.slots} "
+                    f"slots each, context {card['n_ctx']} per slot, routing: {args.routing}"
+                    f"{', API key required' if config.api_key else ''})")
+        while not stop.wait(0.5):
+            pass
+        name = signal.Signals(received[0]).name if received else "stop"
+        LOGGER.info(f"{name}: shutting down (in-flight requests get {args.shutdown_timeout:g} s)")
+        t0 = time.monotonic()
+        serve.shutdown()  # drains: each replica waits for its requests up to graceful_shutdown_timeout_s
+        LOGGER.info(f"Serve stopped in {time.monotonic() - t0:.1f} s")
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except Exception as e:  # noqa: BLE001: a deployment that cannot start (bad model, too few CPUs...)
+        print(f"error: serving on Ray failed: {type(e).__name__}: {e}", file=sys.stderr)
+        try:
+            serve.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
+        return 1
+    finally:
+        cluster.close()
+        for s, h in previous.items():
+            signal.signal(s, h)
+        LOGGER.info("stopped" + ("" if args.ray_address else " (and the local Ray with it)"))
