@@ -58,17 +58,15 @@ class EngineReplica:
             engine.close()
 
 
-class Ingress:
-    """A raw ASGI app (no routes of its own): read the request, send it to an engine replica, replay the answer."""
+class Forwarder:
+    """The ingress's raw ASGI app (no routes of its own): read the request, send it to an engine replica over the
+    handle, replay the answer."""
 
     def __init__(self, engine_handle, max_body_bytes: int):
         self.engine = engine_handle.options(stream=True, method_name="handle")
         self.max_body_bytes = max_body_bytes
 
-    def __serve_build_asgi_app__(self):
-        return self.forward
-
-    async def forward(self, scope, receive, send) -> None:
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":  # Serve runs the app's lifespan: nothing to start or stop here
             while True:
                 message = await receive()
@@ -98,6 +96,16 @@ class Ingress:
             if not forward.done():
                 forward.cancel()
                 response.cancel()  # the engine replica's generator ends: its app sees the disconnect
+
+
+class Ingress:
+    """The deployment Serve's proxy sends every HTTP request to (`@serve.ingress` with a late-built app)."""
+
+    def __init__(self, engine_handle, max_body_bytes: int):
+        self.forwarder = Forwarder(engine_handle, max_body_bytes)
+
+    def __serve_build_asgi_app__(self):
+        return self.forwarder
 
 
 def build(args, engine_kwargs: dict, config):

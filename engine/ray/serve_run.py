@@ -4,6 +4,7 @@ Serve's HTTP proxy on --host/--port, and on SIGINT/SIGTERM drain it (in-flight r
 and exit 0."""
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -51,6 +52,11 @@ def serve_on_ray(args) -> int:
         received.append(sig)
         stop.set()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if args.ray_address is None:
+        # Ray resolves a node IP of 127.0.0.1 to the machine's own address (and binds its agents there and its
+        # metrics port on all interfaces) unless it runs in single-machine mode, as on macOS: then every Ray port
+        # listens on loopback. The variable reaches Ray's processes (our children) through the environment.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     cluster = connect(args.ray_address)
     try:
         where = f"joined the Ray cluster at {args.ray_address}" if args.ray_address else \

@@ -60,23 +60,32 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+# One harmless read-only method of each Ray gRPC service (GCS, raylet, core worker, agents): a server answers
+# UNIMPLEMENTED for services it does not have, UNAUTHENTICATED for its own when the token is missing.
+PROBES = ("/ray.rpc.NodeInfoGcsService/GetAllNodeInfo", "/ray.rpc.NodeManagerService/GetNodeStats",
+          "/ray.rpc.CoreWorkerService/NumPendingTasks", "/ray.rpc.ReporterService/HealthCheck",
+          "/ray.rpc.LogService/ListLogs", "/ray.rpc.ObjectManagerService/Pull")
+
+
 def refuses_without_token(port: int) -> str:
     """How the port at 127.0.0.1 turned away a client that has no token ('' if it did not)."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetAllNodeInfo",
-                                   request_serializer=lambda b: b, response_deserializer=lambda b: b)
-        try:
-            call(b"", timeout=10)
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
-                return f"gRPC {e.code().name}: {e.details()}"
-            grpc_error = f"{e.code().name}: {e.details()}"
-        else:
-            return ""
+    answers = []
+    for method in PROBES:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            try:
+                call(b"", timeout=10)
+                return ""
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    return f"{method}: UNAUTHENTICATED {e.details()}"
+                answers.append(e.code().name)
+    if "UNIMPLEMENTED" in answers:
+        return ""  # a gRPC server that answered none of the probes: unknown, so not shown to refuse
     try:  # not gRPC: an HTTP server (an agent's)
         r = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
-    except httpx.HTTPError as e:
-        return f"connection refused the request ({type(e).__name__}; gRPC said {grpc_error})"
+    except httpx.HTTPError:
+        return "no answer at 127.0.0.1"
     return f"HTTP {r.status_code}" if r.status_code in (401, 403) else ""
 
 
