@@ -63,7 +63,7 @@ def declared_too_large(scope: dict, max_bytes: int) -> bool:
     return False
 
 
-async def run_asgi(app, scope: dict, body: bytes, replica_tag: str, batch_wait_s: float = 0.0):
+async def run_asgi(app, scope: dict, body: bytes, replica_tag: str):
     """Engine replica: run `app` on one buffered request; yield lists of the ASGI messages it sends (a list per
     yield: whatever accumulated while the previous one travelled). When the caller stops iterating (the client
     left, the ingress was cancelled), the app is told `http.disconnect` and then cancelled if it does not end."""
@@ -142,7 +142,7 @@ async def replay(messages, send) -> None:
         LOGGER.warning(f"engine replica failed mid-request: {reason}: {str(e)[:300]}")
         if finished:
             return
-        body = json.dumps(replica_failed_body(reason)).encode()
+        body = json.dumps(replica_failed_body(reason), separators=(",", ":")).encode()
         if not started:
             await send({"type": "http.response.start", "status": 503,
                         "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
