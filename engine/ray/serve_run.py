@@ -51,13 +51,15 @@ def serve_on_ray(args) -> int:
     def on_signal(sig, frame):
         received.append(sig)
         stop.set()
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    local = {}
     if args.ray_address is None:
-        # Ray resolves a node IP of 127.0.0.1 to the machine's own address (and binds its agents there and its
-        # metrics port on all interfaces) unless it runs in single-machine mode, as on macOS: then every Ray port
-        # listens on loopback. The variable reaches Ray's processes (our children) through the environment.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    cluster = connect(args.ray_address)
+        # Ray places a replica only where its CPUs (--n-threads each) are free: a local Ray gets at least as many
+        # logical CPUs as the replicas ask for, so `--replicas 4` starts on a 2-core machine too (oversubscribed)
+        wanted = (args.max_replicas or args.replicas) * (args.n_threads or 1)
+        local["num_cpus"] = max(os.cpu_count() or 1, wanted)
+    cluster = connect(args.ray_address, **local)
+    # after ray.init, which installs Ray's own SIGTERM handler (it logs and kills the process): ours drains
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         where = f"joined the Ray cluster at {args.ray_address}" if args.ray_address else \
             "started a local Ray (127.0.0.1, token authentication, no dashboard)"
