@@ -79,7 +79,10 @@ def serve_on_ray(args) -> int:
         name = signal.Signals(received[0]).name if received else "stop"
         LOGGER.info(f"{name}: shutting down (in-flight requests get {args.shutdown_timeout:g} s)")
         t0 = time.monotonic()
-        serve.shutdown()  # drains: each replica waits for its requests up to graceful_shutdown_timeout_s
+        # Deleting the application drains it: the proxy stops routing to it at once, and each replica is stopped
+        # once its in-flight requests end (at most graceful_shutdown_timeout_s); then Serve itself stops.
+        serve.delete(APP_NAME)
+        serve.shutdown()
         LOGGER.info(f"Serve stopped in {time.monotonic() - t0:.1f} s")
         return 0
     except KeyboardInterrupt:

@@ -55,16 +55,18 @@ def listening(pids: set[int]) -> list[tuple[str, int, set[int]]]:
 
 def is_loopback(address: str) -> bool:
     try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
 
 
 # One harmless read-only method of each Ray gRPC service (GCS, raylet, core worker, agents): a server answers
 # UNIMPLEMENTED for services it does not have, UNAUTHENTICATED for its own when the token is missing.
 PROBES = ("/ray.rpc.NodeInfoGcsService/GetAllNodeInfo", "/ray.rpc.NodeManagerService/GetNodeStats",
           "/ray.rpc.CoreWorkerService/NumPendingTasks", "/ray.rpc.ReporterService/HealthCheck",
-          "/ray.rpc.LogService/ListLogs", "/ray.rpc.ObjectManagerService/Pull")
+          "/ray.rpc.LogService/ListLogs", "/ray.rpc.ObjectManagerService/Pull",
+          "/ray.serve.ASGIService/HandleRequest")  # a Serve replica's own gRPC server (on all interfaces)
 
 
 def refuses_without_token(port: int) -> str:
