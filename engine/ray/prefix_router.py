@@ -34,8 +34,24 @@ KEY_CHARS = 8192  # prompts are compared on their first characters (a prefix lon
 
 def prompt_key(pending: PendingRequest | None) -> str | None:
     """The prompt of a POST /v1/completions request carried over the handle as (scope, body), as a string to
-    compare prefixes on (a token-list prompt becomes its ids); None for any other request."""
-    if pending is None or len(pending.args) < 2:
+    compare prefixes on (a token-list prompt becomes its ids); None for any other request. Parsed once per
+    request (routing may take several tries)."""
+    if pending is None:
+        return None
+    try:
+        return pending._sampling_engine_key
+    except AttributeError:
+        pass
+    key = _parse_key(pending)
+    try:
+        pending._sampling_engine_key = key
+    except AttributeError:  # pragma: no cover (a PendingRequest with __slots__)
+        pass
+    return key
+
+
+def _parse_key(pending: PendingRequest) -> str | None:
+    if len(pending.args) < 2:
         return None
     scope, body = pending.args[0], pending.args[1]
     if not isinstance(scope, dict) or scope.get("path") != "/v1/completions" or not isinstance(body, bytes):
