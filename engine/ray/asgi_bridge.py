@@ -116,14 +116,32 @@ async def run_asgi(app, scope: dict, body: bytes, replica_tag: str):
                 task.cancel()
 
 
-def replica_failed_body(reason: str) -> dict:
-    return {"error": {"message": f"the replica serving this request failed ({reason}); retry", "type": "server_error",
-                      "param": None, "code": "replica_unavailable"}}
+def failure_body(e: BaseException) -> dict:
+    if type(e).__name__ == "BackPressureError":  # Serve's queue for the engine replicas is full as well
+        return {"error": {"message": "every replica's queue is full; retry later", "type": "server_error",
+                          "param": None, "code": "engine_overloaded"}}
+    return {"error": {"message": f"the replica serving this request failed ({type(e).__name__}); retry",
+                      "type": "server_error", "param": None, "code": "replica_unavailable"}}
+
+
+async def send_failure(e: BaseException, send, started: bool = False, sse: bool = False) -> None:
+    """End the response cleanly: a 503 JSON error before it started, an SSE error event after (a stream), else
+    the end of the body."""
+    body = json.dumps(failure_body(e), separators=(",", ":")).encode()
+    if not started:
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+    elif sse:
+        await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n", "more_body": False})
+    else:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def replay(messages, send) -> None:
     """Ingress: send the engine replica's ASGI messages on to the client; if the replica fails, end the response
-    cleanly (503 JSON before it started, an SSE error event after, a cut body otherwise)."""
+    cleanly (send_failure)."""
     started, sse, finished = False, False, False
     try:
         async for batch in messages:
@@ -138,17 +156,6 @@ async def replay(messages, send) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001: a dead or unreachable replica, whatever Ray calls it
-        reason = type(e).__name__
-        LOGGER.warning(f"engine replica failed mid-request: {reason}: {str(e)[:300]}")
-        if finished:
-            return
-        body = json.dumps(replica_failed_body(reason), separators=(",", ":")).encode()
-        if not started:
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-        elif sse:
-            await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n", "more_body": False})
-        else:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        LOGGER.warning(f"engine replica failed mid-request: {type(e).__name__}: {str(e)[:300]}")
+        if not finished:
+            await send_failure(e, send, started, sse)

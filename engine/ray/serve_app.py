@@ -16,7 +16,7 @@ import os
 from ray import serve
 from ray.serve.config import AutoscalingConfig, RequestRouterConfig
 
-from .asgi_bridge import declared_too_large, portable_scope, read_body, replay, run_asgi
+from .asgi_bridge import declared_too_large, portable_scope, read_body, replay, run_asgi, send_failure
 from .prefix_router import PrefixAwareRouter
 
 APP_NAME = "sampling-engine"
@@ -81,7 +81,11 @@ class Forwarder:
             body, gone = await read_body(receive, self.max_body_bytes)
         if gone:
             return
-        response = self.engine.remote(portable_scope(scope), body)
+        try:
+            response = self.engine.remote(portable_scope(scope), body)
+        except Exception as e:  # noqa: BLE001: Serve refused it before it left (e.g. its queue is full)
+            await send_failure(e, send)
+            return
 
         async def client_left():
             while (await receive())["type"] != "http.disconnect":
@@ -131,6 +135,8 @@ def build(args, engine_kwargs: dict, config):
     engine = serve.deployment(EngineReplica, name="Engine", ray_actor_options=actor,
                               # the engine queues up to --max-queue itself and answers 503 past it
                               max_ongoing_requests=args.slots + args.max_queue,
+                              # and Serve holds at most as many again before it answers 503 (engine_overloaded)
+                              max_queued_requests=args.max_queue,
                               graceful_shutdown_timeout_s=args.shutdown_timeout,
                               request_router_config=router, **replicas)
     ingress = serve.deployment(serve.ingress()(Ingress), name="Ingress",
