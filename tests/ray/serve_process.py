@@ -66,7 +66,7 @@ def ray_server(ray_cluster):
     """The shared `serve --ray --replicas 2` (import into a module; stopped before the cluster is)."""
     s = shared_ray_server(ray_cluster.address)
     yield s
-    assert s.stop() in (0, None) or s.proc.returncode == 0
+    assert s.stop() == 0  # SIGTERM: drained, Serve shut down, the joined cluster left running
 
 
 _shared: RayServeProcess | None = None

@@ -1,6 +1,7 @@
 """The single-process server's behavioural tests, run unchanged against `serve --ray --replicas 2` (Serve's
 proxy, the ingress, the prefix router, two engine replicas): the official openai client, SSE streaming, every
-error shape, routes, tokenizer routes, metrics (summed over the replicas), concurrent streams.
+error shape, routes, tokenizer routes, metrics (summed over the replicas), concurrent streams, lm-eval's
+requests (and lm-eval itself when installed).
 
 Each test is the very function tests/test_server_*.py defines; only the `server` fixture differs."""
 from __future__ import annotations
@@ -20,6 +21,14 @@ from ..test_server_http import (  # noqa: F401
     test_streamed_errors_before_the_first_byte_are_json,
     test_tokenizer_routes_round_trip,
     test_unknown_routes_and_wrong_methods,
+)
+from ..test_server_lm_eval import (  # noqa: F401
+    ref_model,
+    test_generate_until_requests,
+    test_greedy_flags_for_greedy_and_non_greedy_continuations,
+    test_lm_eval_end_to_end,
+    test_loglikelihood_requests_match_independent_logprobs,
+    test_tokenizer_discovery_like_lm_eval,
 )
 from ..test_server_openai import (  # noqa: F401
     client,
