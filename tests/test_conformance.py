@@ -404,8 +404,14 @@ def test_best_of_returns_the_top_mean_logprob_candidates(complete, model):
         ended = tokens[-1] in model.eog_tokens
         assert c["finish_reason"] == ("stop" if ended else "length")
         assert c["text"] == model.detokenize(tokens[:-1] if ended else tokens).decode()
-        np.testing.assert_allclose(c["logprobs"]["token_logprobs"], lps[:-1] if ended else lps, rtol=0, atol=1e-5)
+        # every sampled token has an entry, the end-of-generation token included (named, no text)
+        np.testing.assert_allclose(c["logprobs"]["token_logprobs"], lps, rtol=0, atol=1e-5)
+        if ended:
+            assert c["logprobs"]["tokens"][-1] == model.token_name_bytes(tokens[-1]).decode()
+            assert c["logprobs"]["text_offset"][-1] == len(PROMPT) + len(c["text"])
     means = [float(np.mean(lps)) for _, lps in runs]
+    reported = [float(np.mean(c["logprobs"]["token_logprobs"])) for c in every]
+    assert sorted(range(6), key=lambda j: -reported[j]) == sorted(range(6), key=lambda j: -means[j])
     without_eog = [float(np.mean(lps[:-1] if t[-1] in model.eog_tokens else lps)) for t, lps in runs]
     order = sorted(range(6), key=lambda j: -means[j])  # stable: ties in candidate order
     tied = [j for j in range(6) if means.count(means[j]) > 1]
