@@ -674,3 +674,13 @@ def test_responses_match_the_typed_shapes(complete):
     assert set(r["choices"][0]) == set(get_type_hints(Choice))
     assert set(r["choices"][0]["logprobs"]) == set(get_type_hints(Logprobs))
     assert set(r["usage"]) == set(get_type_hints(Usage))
+
+
+def test_empty_text_and_text_the_tokenizer_drops_start_a_new_document(complete, model):
+    """SPEC: "" is the model's start token alone. Text the tokenizer drops entirely ("\\x04" on SmolLM2, found by
+    the property test, which crashed the step) is treated the same way instead of failing."""
+    assert model.tokenize("\x04") == []
+    a = complete(prompt="", max_tokens=4, temperature=0)
+    b = complete(prompt="\x04", max_tokens=4, temperature=0, echo=True)
+    assert b["choices"][0]["text"] == "\x04" + a["choices"][0]["text"]
+    assert a["usage"]["prompt_tokens"] == b["usage"]["prompt_tokens"] == 1
