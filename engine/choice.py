@@ -46,14 +46,12 @@ class ChoiceState:
         """Take one sampled token; sets finish_reason when the choice is done."""
         self.n_generated += 1
         self.logprob_sum += logprob
-        if is_eog:  # not part of the text; its logprob entry is not returned
+        if is_eog:  # not part of the text, but it has an entry (lm-eval reads the last one as the sampled token)
+            self._record(token, logprob, top_ids, top_lps, self.text.n_chars)
             self.finish_reason = "stop"
             return
         offset, new = self.text.push(piece)
-        if self.keep_records:
-            self.records.append(TokenRecord(token, logprob, None if top_ids is None else top_ids.copy(),
-                                            None if top_lps is None else top_lps.copy(),
-                                            self.base_offset + offset))
+        self._record(token, logprob, top_ids, top_lps, offset)
         if new:
             cut = self.stops.check(self.text.text, len(new))
             if cut is not None:
@@ -62,6 +60,13 @@ class ChoiceState:
                 return
         if self.n_generated >= self.max_new:
             self.finish_reason = "length"
+
+    def _record(self, token: int, logprob: float, top_ids: np.ndarray | None, top_lps: np.ndarray | None,
+                offset: int) -> None:
+        if self.keep_records:
+            self.records.append(TokenRecord(token, logprob, None if top_ids is None else top_ids.copy(),
+                                            None if top_lps is None else top_lps.copy(),
+                                            self.base_offset + offset))
 
     @property
     def mean_logprob(self) -> float:

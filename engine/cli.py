@@ -1,5 +1,5 @@
 """Command line: `sampling-engine complete`, `sampling-engine models [fetch NAME]`, `sampling-engine bench`,
-`sampling-engine serve` (the HTTP server, engine/server/).
+`sampling-engine serve` (the HTTP server, engine/server/), `sampling-engine doctor` (engine/doctor.py).
 
 Exit codes: 0 done, 2 a bad request or option (`error: <param>: <message>`, the API's own message),
 1 a failure of llama.cpp or of the download (one line on stderr, no traceback), 130 interrupted.
@@ -135,6 +135,14 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+# ---- doctor -----------------------------------------------------------------------------------------
+
+def _cmd_doctor(args) -> int:
+    from .doctor import run
+
+    return run(args.model, args.json, check=not args.no_check)
+
+
 # ---- the parser -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--png", metavar="PATH", default=None, help="also draw the table as a chart (needs matplotlib)")
     _engine_options(b, n_ctx_default=None)
     b.set_defaults(func=_cmd_bench)
+
+    d = sub.add_parser("doctor", allow_abbrev=False,
+                       help="what this install is, whether batch invariance holds, and what to fix (a bug "
+                            "report is `sampling-engine doctor --json`)")
+    d.add_argument("--json", action="store_true", help="the report as one JSON object")
+    d.add_argument("--model", default=None, help="model for the runtime invariance check (default: the registry "
+                                                 "default, if downloaded; never fetched)")
+    d.add_argument("--no-check", action="store_true", help="skip loading a model for the invariance check")
+    d.set_defaults(func=_cmd_doctor)
 
     from .server.cli import add_serve_command  # argparse only: the server extra is imported when `serve` runs
 

@@ -21,10 +21,10 @@ def assemble(model: Model, model_id: str, prompt: str | tuple[int, ...], suffix:
     if isinstance(prompt, tuple):  # token lists are used exactly as given
         text = model.detokenize(prompt).decode("utf-8", "replace")
         return PromptInput(text, prompt, 0, len(prompt))
-    if prompt == "":  # "as if from the beginning of a new document"
+    tokens = tuple(model.tokenize(prompt)) if prompt else ()
+    if not tokens:  # "" (or text the tokenizer drops, like "\x04"): "as if from the beginning of a new document"
         start = model.bos if model.bos >= 0 else model.eos
-        return PromptInput("", (start,), 0, 1)
-    tokens = tuple(model.tokenize(prompt))
+        return PromptInput(prompt, (start,), 0, 1)
     return PromptInput(prompt, tokens, 0, len(tokens))
 
 

@@ -35,10 +35,27 @@ def test_text_that_may_become_a_stop_waits_until_it_cannot():
     d = push(s, 3, b"d")
     assert (d.text, tokens_of(d), d.finish_reason) == ("abd", [2, 3], None)
     assert [r.offset for r in d.records] == [BASE + 2, BASE + 3]
-    d = push(s, 0, eog=True)
-    assert (d.text, tokens_of(d), d.finish_reason) == ("", [], "stop")
+    d = push(s, 0, eog=True)  # the end-of-generation token has an entry but no text: it points at the end
+    assert (d.text, tokens_of(d), d.finish_reason) == ("", [0], "stop")
+    assert d.records[0].offset == BASE + len("xabd") and d.records[0].logprob == -1.0
     assert s.take_delta() is None
     assert s.final_text() == "xabd" and s.n_generated == 4
+    assert [r.token for r in s.final_records()] == [1, 2, 3, 0]
+
+
+def test_end_of_generation_after_held_text_releases_the_text_and_its_entry_together():
+    s = new_state()
+    assert push(s, 1, b"xa").text == "x"  # "a" may start "abc"
+    d = push(s, 0, eog=True)
+    assert (d.text, tokens_of(d), d.finish_reason) == ("a", [0], "stop")
+    assert d.records[0].offset == BASE + 2
+
+
+def test_end_of_generation_inside_an_unfinished_character_points_at_the_end_of_the_text():
+    s = new_state(stops=())
+    push(s, 1, b"a\xc3")
+    push(s, 0, eog=True)
+    assert s.final_text() == "a" and [r.offset for r in s.final_records()] == [BASE, BASE + 1]
 
 
 def test_a_stop_completing_across_tokens_is_never_streamed():

@@ -404,8 +404,14 @@ def test_best_of_returns_the_top_mean_logprob_candidates(complete, model):
         ended = tokens[-1] in model.eog_tokens
         assert c["finish_reason"] == ("stop" if ended else "length")
         assert c["text"] == model.detokenize(tokens[:-1] if ended else tokens).decode()
-        np.testing.assert_allclose(c["logprobs"]["token_logprobs"], lps[:-1] if ended else lps, rtol=0, atol=1e-5)
+        # every sampled token has an entry, the end-of-generation token included (named, no text)
+        np.testing.assert_allclose(c["logprobs"]["token_logprobs"], lps, rtol=0, atol=1e-5)
+        if ended:
+            assert c["logprobs"]["tokens"][-1] == model.token_name_bytes(tokens[-1]).decode()
+            assert c["logprobs"]["text_offset"][-1] == len(PROMPT) + len(c["text"])
     means = [float(np.mean(lps)) for _, lps in runs]
+    reported = [float(np.mean(c["logprobs"]["token_logprobs"])) for c in every]
+    assert sorted(range(6), key=lambda j: -reported[j]) == sorted(range(6), key=lambda j: -means[j])
     without_eog = [float(np.mean(lps[:-1] if t[-1] in model.eog_tokens else lps)) for t, lps in runs]
     order = sorted(range(6), key=lambda j: -means[j])  # stable: ties in candidate order
     tied = [j for j in range(6) if means.count(means[j]) > 1]
@@ -668,3 +674,13 @@ def test_responses_match_the_typed_shapes(complete):
     assert set(r["choices"][0]) == set(get_type_hints(Choice))
     assert set(r["choices"][0]["logprobs"]) == set(get_type_hints(Logprobs))
     assert set(r["usage"]) == set(get_type_hints(Usage))
+
+
+def test_empty_text_and_text_the_tokenizer_drops_start_a_new_document(complete, model):
+    """SPEC: "" is the model's start token alone. Text the tokenizer drops entirely ("\\x04" on SmolLM2, found by
+    the property test, which crashed the step) is treated the same way instead of failing."""
+    assert model.tokenize("\x04") == []
+    a = complete(prompt="", max_tokens=4, temperature=0)
+    b = complete(prompt="\x04", max_tokens=4, temperature=0, echo=True)
+    assert b["choices"][0]["text"] == "\x04" + a["choices"][0]["text"]
+    assert a["usage"]["prompt_tokens"] == b["usage"]["prompt_tokens"] == 1

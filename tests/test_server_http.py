@@ -106,6 +106,7 @@ def test_streamed_errors_before_the_first_byte_are_json(http):
 def test_health_models_and_cors_off(http, server):
     r = http.get("/health", headers={"origin": ORIGIN})
     assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert r.json()["batch_invariant"] is True and r.json()["numerics"] == "exact"  # the project's build
     assert "access-control-allow-origin" not in r.headers  # CORS is off unless --cors-origin
     pre = http.options("/v1/completions", headers={"origin": ORIGIN, "access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in pre.headers
@@ -114,6 +115,7 @@ def test_health_models_and_cors_off(http, server):
     (card,) = models["data"]
     assert card["id"] == server.model_id and card["object"] == "model" and card["owned_by"] == "sampling-engine"
     assert card["context_length"] == card["max_model_len"] == 2048
+    assert card["metadata"] == {k: r.json()[k] for k in ("batch_invariant", "numerics", "system_fingerprint")}
 
 
 def test_tokenizer_routes_round_trip(http, engine):

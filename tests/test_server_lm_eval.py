@@ -142,6 +142,27 @@ def test_loglikelihood_requests_match_independent_logprobs(http, server, ref_mod
     assert [g for _, g in got] == [reference(ref_model, p, c)[1] for p, c in zip(prompts, ctxlens)]
 
 
+def test_a_continuation_the_model_would_end_after_scores_every_token(http, server, ref_model):
+    """The greedy token after this continuation is end-of-generation: its entry must still come last, or
+    lm-eval's [ctxlen:-1] drops the continuation's last token (a 1-token continuation scored 0.0)."""
+    from .test_end_of_generation import ENDS_AFTER
+
+    tok = RemoteTokenizer(http)
+    context, continuation = encode_pair(tok, *ENDS_AFTER["smollm2-135m"])
+    prompt = context + continuation
+    assert int(np.argmax(log_softmax_rows(ref_model, prompt)[-1])) in ref_model.eog_tokens
+    out = http.post("/v1/completions", json=loglikelihood_payload(server.model_id, [prompt])).json()
+    lp = out["choices"][0]["logprobs"]
+    assert len(lp["token_logprobs"]) == len(prompt) + 1 and out["choices"][0]["finish_reason"] == "stop"
+    assert ref_model.tokenize(lp["tokens"][-1], add_bos=False, special=True) == \
+        [int(np.argmax(log_softmax_rows(ref_model, prompt)[-1]))]  # the end-of-generation token, by name
+    [(ll, greedy)] = parse_logprobs(out, [len(context)])
+    ref_ll, ref_greedy = reference(ref_model, prompt, len(context))
+    assert abs(ll - ref_ll) < 1e-4 and ll < -1e-3, (ll, ref_ll)
+    assert greedy == ref_greedy
+    assert_same_float_as_top_entry(out)
+
+
 def assert_same_float_as_top_entry(out: dict) -> None:
     """lm-eval calls a continuation greedy when each token's logprob equals the max of its top_logprobs entry:
     the two must be the very same float (echoed prompt tokens included)."""

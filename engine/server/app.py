@@ -35,7 +35,14 @@ from .openapi import build_openapi
 def _model_card(engine, created: int) -> dict:
     n_ctx = engine.model.n_ctx
     return {"id": engine.model_id, "object": "model", "created": created, "owned_by": "sampling-engine",
-            "context_length": n_ctx, "max_model_len": n_ctx}
+            "context_length": n_ctx, "max_model_len": n_ctx, "metadata": _guarantees(engine)}
+
+
+def _guarantees(engine) -> dict:
+    """What a client may rely on: whether a seeded request's bytes are independent of its neighbours (the
+    engine's runtime check) and the fingerprint that names the configuration."""
+    return {"batch_invariant": engine.batch_invariant, "numerics": engine.numerics,
+            "system_fingerprint": engine.system_fingerprint}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -127,7 +134,7 @@ def create_app(engine, config: ServerConfig | None = None) -> FastAPI:
         record(request.scope)["route"] = "/health"
         if config.shutting_down:
             return JsonResponse({"status": "shutting_down"}, status_code=503)
-        return JsonResponse({"status": "ok", "model": engine.model_id})
+        return JsonResponse({"status": "ok", "model": engine.model_id, **_guarantees(engine)})
 
     async def get_metrics(request: Request) -> Response:
         record(request.scope)["route"] = "/metrics"

@@ -113,7 +113,12 @@ ERROR = {
 MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
          "properties": {"id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                         "owned_by": {"type": "string"}, "context_length": {"type": "integer"},
-                        "max_model_len": {"type": "integer"}}}
+                        "max_model_len": {"type": "integer"}, "metadata": {"$ref": "#/components/schemas/Guarantees"}}}
+GUARANTEES = {"type": "object", "required": ["batch_invariant", "numerics", "system_fingerprint"],
+              "description": "batch_invariant: the engine's runtime check that a seeded request's bytes do not "
+                             "depend on what it is batched with; system_fingerprint: everything that decides them",
+              "properties": {"batch_invariant": {"type": "boolean"}, "numerics": {"enum": ["exact", "fast"]},
+                             "system_fingerprint": {"type": "string", "pattern": "^fp_"}}}
 
 _WHY = {400: "invalid request: the message names the parameter and its allowed range",
         401: "missing or wrong API key", 404: "unknown model", 405: "method not allowed",
@@ -169,8 +174,9 @@ def build_openapi(engine, config) -> dict:
     completion_ok = {"description": "the completion (JSON), or its chunks as server-sent events with stream=true",
                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Completion"}},
                                  "text/event-stream": stream}}
-    health = {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok", "shutting_down"]},
-                                                                      "model": {"type": "string"}}}
+    health = {"type": "object", "required": ["status"], "properties": {
+        "status": {"enum": ["ok", "shutting_down"]}, "model": {"type": "string"},
+        **GUARANTEES["properties"]}}
     model_list = {"type": "object", "required": ["object", "data"],
                   "properties": {"object": {"const": "list"},
                                  "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}
@@ -207,7 +213,8 @@ def build_openapi(engine, config) -> dict:
                 "200": _json(text_out, "the text"), **_errors(400, 401, 404, 413, 415)}, body=detokenize)},
         },
         "components": {
-            "schemas": {"Completion": COMPLETION, "CompletionChunk": CHUNK, "Error": ERROR, "Model": MODEL},
+            "schemas": {"Completion": COMPLETION, "CompletionChunk": CHUNK, "Error": ERROR, "Model": MODEL,
+                        "Guarantees": GUARANTEES},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
