@@ -37,11 +37,7 @@ def _string_symbol(name: str) -> str | None:
     return None
 
 
-def _has_symbol(name: str) -> bool:
-    return any(getattr(lib, name, None) is not None for lib in _libs())
-
-
-PATCH_SYMBOL = "llamafile_exact_gemv_enabled"  # exported by llama_patches/ (see its README)
+PATCH_FEATURE = "LLAMAFILE_EXACT_GEMV"  # llama_patches/ adds it to llama.cpp's system info: "= 1" when active
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,7 +46,7 @@ def build_info() -> dict:
 
     info = _system_info().strip()
     llamafile = "LLAMAFILE = 1" in info
-    patched = _has_symbol(PATCH_SYMBOL)
+    patched = PATCH_FEATURE in info
     backends = sorted(set(re.findall(r"\b(CUDA|Metal|METAL|Vulkan|SYCL|HIP|OpenCL|BLAS|CANN|MUSA)\b", info)))
     backend = "+".join(b.upper() for b in backends) or "CPU"
     ggml_version = _string_symbol("ggml_version")
@@ -62,8 +58,9 @@ def build_info() -> dict:
         "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
         "llamafile": llamafile,
         "patched": patched,
+        "exact_gemv": f"{PATCH_FEATURE} = 1" in info,  # the patch's path on (GGML_LLAMAFILE_EXACT_GEMV unset or 1)
         # No llamafile at all, or llamafile with our exact 1-token path: a token's logits do not depend on
         # how many tokens shared its llama_decode (on the CPU; the runtime check in Engine has the last word).
-        "exact_build": (not llamafile) or patched,
+        "exact_build": (not llamafile) or f"{PATCH_FEATURE} = 1" in info,
         "system_info": info,
     }

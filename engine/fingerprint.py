@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -65,6 +66,14 @@ def kernel_sources_hash() -> str:
     return h.hexdigest()[:16]
 
 
+def _atoi_flag(value: str | None, default: bool) -> bool:
+    """How ggml reads its switches: unset -> default, else C's atoi(value) != 0 ("0", "", "off" are off)."""
+    if value is None:
+        return default
+    m = re.match(r"\s*[+-]?(\d+)", value)
+    return bool(m and int(m.group(1)))
+
+
 def fingerprint(inputs: dict) -> str:
     """fp_ + 10 hex digits of a canonical JSON of `inputs`."""
     canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
@@ -82,12 +91,12 @@ def engine_inputs(model, path: Path, batch_invariant: bool, numerics: str) -> di
         "engine": __version__,
         "kernels": kernel_sources_hash(),
         "llama_cpp": {k: build[k] for k in ("llama_cpp_python", "version", "backend", "llamafile", "patched")},
-        "exact_gemv": os.environ.get("GGML_LLAMAFILE_EXACT_GEMV", "1") != "0",
+        "exact_gemv": build["exact_gemv"],
         "device": "gpu" if model.on_gpu else "cpu",
         "repack": model.repack_weights,
         "kv_cache_type": model.kv_cache_type,
         "flash_attn": model.flash_attn,
-        "tiled_mm": os.environ.get("GGML_CPU_TILED_MM", "1") != "0",
+        "tiled_mm": _atoi_flag(os.environ.get("GGML_CPU_TILED_MM"), default=True),
         "numerics": numerics,
         "batch_invariant": batch_invariant,
     }
