@@ -63,8 +63,9 @@ def _dataset(ray, files: JobFiles, model, engine_kw: dict, replicas: int, stable
     return ds.map_batches(
         BatchReplica, batch_size=1, concurrency=replicas,
         fn_constructor_args=(str(files.input.resolve()), model, engine_kw, stable_ids, window),
-        # a replica that dies is started again and its block re-run (Ray Data retries the task)
-        max_restarts=-1, max_task_retries=-1, **actor_resources)
+        # A replica that dies is started again and its block re-run: Ray Data's actors default to
+        # max_restarts=-1 and max_task_retries=-1 (tests/ray/test_ray_batch.py kills one).
+        **actor_resources)
 
 
 def run_ray(files: JobFiles, model, engine_kw: dict, address: str | None, replicas: int, stable_ids: bool,
