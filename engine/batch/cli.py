@@ -29,8 +29,9 @@ def add_batch_command(sub, engine_options) -> None:
     r.add_argument("--ray", nargs="?", const=RAY_LOCAL, default=None, metavar="ADDRESS",
                    help="run on Ray: a local loopback cluster (token auth) or the cluster at ADDRESS")
     r.add_argument("--replicas", type=int, default=2, help="engine replicas (Ray actors), default 2")
-    r.add_argument("--ray-output-dir", default=None, metavar="DIR",
-                   help="also write one part file per block into DIR (from the actors)")
+    r.add_argument("--ray-output-dir", action="store_true",
+                   help="OUTPUT is a directory: each replica writes its blocks there as part-<first line>.jsonl "
+                        "(for outputs larger than one disk; `cat OUTPUT/part-*.jsonl` is the single file)")
     r.add_argument("--block-lines", type=int, default=64, help="lines per Ray block (default 64)")
     b.set_defaults(func=cmd_batch)
 
@@ -50,10 +51,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
         require_ray()
         from ..ray.batch import run_ray
 
-        files = open_job(args.input, args.output, args.resume, args.overwrite, block_lines=args.block_lines)
+        if args.ray_output_dir:
+            from ..ray.parts import open_parts_job
+
+            files = open_parts_job(args.input, args.output, args.block_lines, args.resume, args.overwrite)
+        else:
+            files = open_job(args.input, args.output, args.resume, args.overwrite, block_lines=args.block_lines)
         return run_ray(files, args.model, engine_kw, address=None if args.ray == RAY_LOCAL else args.ray,
                        replicas=args.replicas, stable_ids=args.stable_ids, quiet=args.quiet, window=args.window,
-                       parts_dir=args.ray_output_dir)
+                       parts_dir=files.output if args.ray_output_dir else None)
+    if args.ray_output_dir:
+        raise CompletionError("--ray-output-dir needs --ray", param="ray-output-dir")
     files = open_job(args.input, args.output, args.resume, args.overwrite)
     from ..api import Engine
 

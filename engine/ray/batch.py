@@ -10,20 +10,26 @@ restarted by Ray and its block runs again: seeded requests give the same bytes t
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 from ..batch import output
 from ..batch.job import JobFiles
 from ..batch.progress import Progress
 
 
+class _NoSink:
+    def write(self, data: bytes) -> None:
+        assert not data
+
+
 class BatchReplica:
     """A Ray Data actor: one Engine, loaded once, answering whole blocks."""
 
     def __init__(self, input_path: str, model: str | None, engine_kw: dict, stable_ids: bool,
-                 window: int | None):
+                 window: int | None, parts_dir: str | None = None):
         from engine.api import Engine
 
-        self.input_path = input_path
+        self.input_path, self.parts_dir = input_path, parts_dir
         self.engine = Engine(model, **engine_kw)
         self.stable_ids, self.window = stable_ids, window
 
@@ -43,13 +49,19 @@ class BatchReplica:
                                  first_line=int(first), check_duplicates=False):
                 chunks.append(encode(out))
                 tally.add(out)
-            texts.append(b"".join(chunks))
+            data = b"".join(chunks)
+            if self.parts_dir is not None:
+                from engine.ray.parts import write_part
+
+                write_part(self.parts_dir, int(first), data)
+                data = b""
+            texts.append(data)
             counts.append([tally.lines, tally.ok, tally.refused, tally.line_errors, tally.prompt_tokens,
                            tally.completion_tokens])
         return {"first_line": batch["first_line"], "text": texts, "counts": counts}
 
 
-def _dataset(ray, files: JobFiles, model, engine_kw: dict, replicas: int, stable_ids: bool, window):
+def _dataset(ray, files: JobFiles, model, engine_kw: dict, replicas: int, stable_ids: bool, window, parts_dir):
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -62,7 +74,8 @@ def _dataset(ray, files: JobFiles, model, engine_kw: dict, replicas: int, stable
         actor_resources["num_gpus"] = 1
     return ds.map_batches(
         BatchReplica, batch_size=1, concurrency=replicas,
-        fn_constructor_args=(str(files.input.resolve()), model, engine_kw, stable_ids, window),
+        fn_constructor_args=(str(files.input.resolve()), model, engine_kw, stable_ids, window,
+                             None if parts_dir is None else str(parts_dir)),
         # A replica that dies is started again and its block re-run: Ray Data's actors default to
         # max_restarts=-1 and max_task_retries=-1 (tests/ray/test_ray_batch.py kills one).
         **actor_resources)
@@ -74,18 +87,14 @@ def run_ray(files: JobFiles, model, engine_kw: dict, address: str | None, replic
 
     from .cluster import connect
 
-    if parts_dir is not None:
-        from ..errors import CompletionError
-
-        raise CompletionError("--ray-output-dir is not available yet: give OUTPUT only", param="ray-output-dir")
     progress = Progress(files.scan.lines, files.done, quiet)
     with connect(address) as cluster:
         if not quiet:
             where = "a local loopback Ray (token auth)" if cluster.started else f"Ray at {cluster.address}"
             print(f"batch: {len(files.scan.blocks)} blocks on {replicas} replicas, {where}", file=sys.stderr)
-        ds = _dataset(ray, files, model, engine_kw, replicas, stable_ids, window)
+        ds = _dataset(ray, files, model, engine_kw, replicas, stable_ids, window, parts_dir)
         t = progress.tally
-        with output.Appender(files.output) as sink:
+        with (output.Appender(files.output) if parts_dir is None else nullcontext(_NoSink())) as sink:
             for row in ds.iter_rows():
                 sink.write(row["text"])
                 n, ok, refused, line_errors, pt, ct = (int(x) for x in row["counts"])

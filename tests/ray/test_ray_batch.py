@@ -71,3 +71,18 @@ def test_resume_on_ray_continues_the_local_file(ray_cluster, engine, tmp_path):
     out.write_bytes(b"".join(expected[:4]) + expected[4][:7])  # a local run killed mid-line
     assert _batch(ray_cluster, src, out, "--resume", "--block-lines", "4") == 0
     assert out.read_bytes() == b"".join(expected)
+
+
+def test_output_dir_parts_concatenate_to_the_local_file_and_resume_by_part(ray_cluster, engine, tmp_path):
+    lines = seeded_lines(9, max_tokens=3)
+    src = write(tmp_path / "in.jsonl", lines)
+    parts = tmp_path / "parts"
+    assert _batch(ray_cluster, src, parts, "--ray-output-dir", "--block-lines", "4") == 0
+    names = sorted(p.name for p in parts.glob("part-*.jsonl"))
+    assert names == ["part-000000000001.jsonl", "part-000000000005.jsonl", "part-000000000009.jsonl"]
+    expected = b"".join(encode(o) for o in engine.run_batch(lines, stable_ids=True))
+    assert b"".join((parts / n).read_bytes() for n in names) == expected
+    (parts / names[1]).unlink()  # as if its replica had died before the rename
+    assert _batch(ray_cluster, src, parts, "--ray-output-dir", "--block-lines", "4") == 2  # refused: not empty
+    assert _batch(ray_cluster, src, parts, "--ray-output-dir", "--resume", "--block-lines", "4") == 0
+    assert b"".join((parts / n).read_bytes() for n in names) == expected
