@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import llama_cpp  # isort: skip  (before numpy, see model.py)
 
@@ -118,6 +118,33 @@ class Engine:
         if job.error is not None:
             raise job.error
         return build_response(meta, params, work, self.formatter)
+
+    def run_batch(self, lines: Iterable[dict | str | bytes], stable_ids: bool = False,
+                  window: int | None = None, check_duplicates: bool = True) -> Iterator[dict]:
+        """OpenAI Batch API lines for /v1/completions in, one output line (a dict) per input line out, in input
+        order (engine/batch/). A line may be the parsed object or its JSON text. About `window` requests (default
+        2 x slots) run at once on the engine's continuous batching; a bad line or body becomes an error line,
+        never an exception. Duplicate custom_ids raise CompletionError (param custom_id): a list's before any work,
+        an iterator's when the duplicate is met (its custom_ids are remembered: check_duplicates=False when the
+        caller checked them, as the batch command does, and memory stays flat)."""
+        from .batch.runner import run_batch
+
+        return run_batch(self, lines, stable_ids=stable_ids, window=window, check_duplicates=check_duplicates)
+
+    def _submit(self, request: dict, listener: Callable[[], None] | None = None) -> tuple[Job, Callable[[], dict]]:
+        """Validate, tokenize and queue a non-streamed request without waiting for it: (job, finish), where
+        finish() returns the response (or raises the job's error) once job.finished. run_batch keeps a window
+        of these in flight."""
+        params, work, meta = self._prepare(request)
+        if params.stream:
+            raise CompletionError("stream is not available here", param="stream")
+        job = self.loop.submit(Job(work, listener=listener))
+
+        def finish() -> dict:
+            if job.error is not None:
+                raise job.error
+            return build_response(meta, params, work, self.formatter)
+        return job, finish
 
     def reset_prefix_cache(self) -> None:
         """Forget the KV cells that free slots keep as a prefix cache (results never depend on them)."""

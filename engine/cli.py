@@ -1,5 +1,6 @@
 """Command line: `sampling-engine complete`, `sampling-engine models [fetch NAME]`, `sampling-engine bench`,
-`sampling-engine serve` (the HTTP server, engine/server/), `sampling-engine doctor` (engine/doctor.py).
+`sampling-engine serve` (the HTTP server, engine/server/), `sampling-engine batch` (engine/batch/),
+`sampling-engine doctor` (engine/doctor.py).
 
 Exit codes: 0 done, 2 a bad request or option (`error: <param>: <message>`, the API's own message),
 1 a failure of llama.cpp or of the download (one line on stderr, no traceback), 130 interrupted.
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .server.cli import add_serve_command  # argparse only: the server extra is imported when `serve` runs
 
     add_serve_command(sub)
+    from .batch.cli import add_batch_command
+
+    add_batch_command(sub, _engine_options)
     return p
 
 
