@@ -143,7 +143,9 @@ def cases(model):
     }
 
 
-DRAFTERS = ("adaptive", "forced", "right", "wrong", "right-then-wrong")
+DRAFTERS = ("forced", "right", "right-then-wrong")  # every case; "wrong" and "adaptive" on a few (time)
+EXTRA = {"greedy": ("wrong", "adaptive"), "sampled": ("wrong",), "penalties": ("wrong",), "eog": ("wrong",),
+         "n3": ("wrong",), "stop": ("wrong",)}
 
 
 def drafter(name, model, runs, log):
@@ -187,22 +189,26 @@ CASES = ["greedy", "sampled", "penalties", "logit_bias", "logprobs", "stop", "ma
 def test_speculation_gives_the_same_bytes(pair, case):
     off, spec = pair
     request = cases(spec.model)[case]
-    seen = check_case(off, spec, request)
-    if case in ("max_tokens",):
-        return
-    if seen["forced"]["drafted"] == 0:
-        pytest.fail(f"prompt lookup proposed nothing for {case}: the case checks nothing")
+    seen = check_case(off, spec, request, DRAFTERS + EXTRA.get(case, ()))
+    assert seen["forced"]["drafted"] > 0, f"prompt lookup proposed nothing for {case}: the case checks nothing"
     assert seen["right"]["drafted"] > 0 and seen["right"]["accepted"] > 0
     if request.get("n", 1) == 1 and request.get("best_of", 1) == 1:
         assert seen["right"]["accepted"] == seen["right"]["drafted"]  # an oracle for one sequence is never wrong
-    assert seen["wrong"]["drafted"] > 0 and seen["wrong"]["accepted"] == 0
+    partial = seen["right-then-wrong"]
+    assert partial["accepted"] < partial["drafted"]
+    if case != "max_tokens":  # too few steps to be sure of a partly right one
+        assert partial["accepted"] > 0
+    if "wrong" in seen:
+        assert seen["wrong"]["drafted"] > 0 and seen["wrong"]["accepted"] == 0
+    if "adaptive" in seen:
+        assert seen["adaptive"]["drafted"] > 0 and seen["adaptive"]["accepted"] > 0
 
 
 @pytest.mark.parametrize("case", ["greedy", "sampled", "logprobs", "n3", "echo"])
 def test_streams_concatenate_to_the_same_text(pair, case):
     off, spec = pair
     request = dict(cases(spec.model)[case], stream=True, stream_options={"include_usage": True})
-    check_case(off, spec, request, drafters=("forced", "right", "right-then-wrong"))
+    check_case(off, spec, request, drafters=("forced", "right-then-wrong"))
 
 
 def test_adaptive_prompt_lookup_drafts_and_accepts_on_a_copy(pair):
