@@ -154,7 +154,7 @@ def test_parallel_sampling_of_16_rows_at_262k(benchmark):
 
     def draws(parallel: bool):
         cands = [_Candidate(ChoiceSampler(plan, j, n_vocab, 8)) for j in range(16)]
-        out = sample_rows(list(zip(cands, rows)), workspaces, executor if parallel else None)
+        out = sample_rows([(c, [r], ()) for c, r in zip(cands, rows)], workspaces, executor if parallel else None)
         return [out[c] for c in cands]
     assert draws(True) == draws(False)  # the split never changes a draw
     par, ser = _alternate(lambda: _timed(lambda: draws(True)), lambda: _timed(lambda: draws(False)))

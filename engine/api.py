@@ -23,6 +23,7 @@ from .prompts import PromptInput, assemble
 from .registry import load_registry
 from .sampler import ChoiceSampler, SamplingPlan
 from .scheduler import Job
+from .speculative import parse_speculation
 from .stops import StopMatcher
 from .streams import AsyncCompletionStream, CompletionStream, wait_for_change
 from .types import Completion
@@ -44,7 +45,11 @@ class Engine:
                  n_threads: int | None = None, n_seq_max: int = 8, flash_attn: bool = False,
                  verbose: bool = False, aliases: tuple[str, ...] = (), prefix_cache: bool = True,
                  repack_weights: bool = False, max_queue: int = 64, step_tokens: int | None = None,
-                 sample_threads: int | None = None, lazy_slots: bool = True, kv_cache_type: str = "f16"):
+                 sample_threads: int | None = None, lazy_slots: bool = True, kv_cache_type: str = "f16",
+                 speculative: str | None = None, draft_max: int = 8, ngram_min: int = 1, ngram_max: int = 3):
+        # speculative="prompt-lookup": draft tokens from the prompt and text so far by n-gram match and check
+        # them in one step; the output is the same bytes as without (docs/speculative.md). Checked first.
+        speculation = parse_speculation(speculative, draft_max, ngram_min, ngram_max)
         self.model_id, path = resolve_model_path(model, quiet=not verbose)
         # lazy_slots: KV memory for one sequence until more are needed at once (an embedded single caller
         # never pays for eight); the pool grows up to n_seq_max by re-creating the context when idle.
@@ -56,7 +61,8 @@ class Engine:
         self.system_fingerprint = self._fingerprint(path, n_gpu_layers, repack_weights)
         try:
             self.loop = EngineLoop(self.model, prefix_cache=prefix_cache, step_tokens=step_tokens,
-                                   max_queue=max_queue, sample_threads=sample_threads, max_slots=n_seq_max)
+                                   max_queue=max_queue, sample_threads=sample_threads, max_slots=n_seq_max,
+                                   speculation=speculation)
         except BaseException:
             self.model.close()
             raise

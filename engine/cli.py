@@ -32,13 +32,17 @@ def _engine_options(p: argparse.ArgumentParser, n_ctx_default: int | None) -> No
                    help="llama.cpp's repacked weight layouts (faster on some CPUs; logits then depend on batching)")
     g.add_argument("--kv-cache-type", choices=["f16", "q8_0"], default="f16",
                    help="KV cache precision: q8_0 about halves KV memory and changes logits (uses flash attention)")
+    g.add_argument("--speculative", default=None, metavar="MODE",
+                   help="'prompt-lookup': draft tokens from the prompt by n-gram match and check them in one step "
+                        "(same output bytes; faster on input-grounded text); default off")
+    g.add_argument("--draft-max", type=int, default=8, help="with --speculative: most draft tokens per step (1..32)")
     g.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
 
 
 def _engine_kwargs(args) -> dict:
     kw = dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads,
               flash_attn=args.flash_attn, repack_weights=args.repack_weights, verbose=args.verbose,
-              kv_cache_type=args.kv_cache_type)
+              kv_cache_type=args.kv_cache_type, speculative=args.speculative, draft_max=args.draft_max)
     if args.n_seq_max is not None:
         kw["n_seq_max"] = args.n_seq_max
     return kw

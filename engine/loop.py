@@ -20,6 +20,7 @@ from .model import Model
 from .rows import PromptScorer, push_sample, sample_rows, warm_up
 from .scheduler import Job, Scheduler, StepPlan, Unit
 from .slots import SlotPool
+from .speculative import Speculation
 
 _live_loops: "weakref.WeakSet[EngineLoop]" = weakref.WeakSet()
 
@@ -33,12 +34,13 @@ def _stop_all_loops() -> None:
 
 class EngineLoop:
     def __init__(self, model: Model, prefix_cache: bool = True, step_tokens: int | None = None,
-                 max_queue: int = 64, sample_threads: int | None = None, max_slots: int | None = None):
+                 max_queue: int = 64, sample_threads: int | None = None, max_slots: int | None = None,
+                 speculation: Speculation | None = None):
         """`max_slots` above the model's current sequence count lets the pool grow on demand (the context is
         re-created with more sequences once the running requests finish)."""
         self.model = model
         self.pool = SlotPool(model, prefix_cache)
-        self.scheduler = Scheduler(self.pool, step_tokens or 512, max_queue, max_slots)
+        self.scheduler = Scheduler(self.pool, step_tokens or 512, max_queue, max_slots, speculation=speculation)
         threads = sample_threads or min(4, os.cpu_count() or 1)
         self.workspaces = [kernels.Workspace(model.n_vocab) for _ in range(threads)]
         self._executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="sampler") if threads > 1 else None
@@ -51,6 +53,7 @@ class EngineLoop:
         self._calls: deque[tuple] = deque()  # (fn, Future): run on this thread when idle
         self._closed = False
         self.tokens_generated = 0
+        self.spec_runs = self.spec_drafted = self.spec_accepted = 0  # steps' draft runs, tokens sent, accepted
         self._waiting_jobs = 0  # published by the loop thread under _cv, read by submit
         self._stats: dict = {}
         self._idle = True
@@ -114,6 +117,9 @@ class EngineLoop:
         stats = {"running": len(self.scheduler.running_jobs()), "tokens_generated": self.tokens_generated,
                  "slots": self.pool.usage(), "memory": self.model.memory(),
                  "prompt_tokens": self.pool.prompt_tokens, "prompt_tokens_cached": self.pool.prompt_tokens_cached}
+        if self.scheduler.speculation is not None:
+            stats["speculative"] = {"draft_runs": self.spec_runs, "drafted": self.spec_drafted,
+                                    "accepted": self.spec_accepted}
         with self._cv:
             self._waiting_jobs = self.scheduler.queued_jobs()
             self._stats = stats
@@ -193,7 +199,7 @@ class EngineLoop:
             return
         try:
             rows, owners = self._decode(plan)
-            draws = self._sample_all(rows, owners)
+            draws = self._sample_all(rows, owners, plan)
         except Exception as e:  # a failed decode: its requests fail, their slots' cells are unknown now
             for job in {u.job for u, _, _ in plan.decode} | {u.job for u, _, _ in plan.prefill}:
                 for u in job.units:
@@ -205,15 +211,17 @@ class EngineLoop:
         self._apply(plan, rows, owners, draws)
 
     def _decode(self, plan: StepPlan):
-        """One llama_decode: a token of every decoding candidate, then prompt chunks. `owners[i]` says what
-        flagged row i is for: ("sample", unit, candidate), ("score", unit, position) or ("last", unit)."""
+        """One llama_decode: a token of every decoding candidate (followed by its draft tokens, if any), then
+        prompt chunks. `owners[i]` says what flagged row i is for: ("sample", unit, candidate) (a candidate's
+        draft rows follow its own), ("score", unit, position) or ("last", unit)."""
         tokens, positions, seqs, flags, owners = [], [], [], [], []
         for u, c, s in plan.decode:
-            tokens.append(c.last)
-            positions.append(c.pos)
-            seqs.append(s.seq)
-            flags.append(True)
-            owners.append(("sample", u, c))
+            run = [c.last, *plan.drafts.get(c, ())]
+            tokens.extend(run)
+            positions.extend(range(c.pos, c.pos + len(run)))
+            seqs.extend([s.seq] * len(run))
+            flags.extend([True] * len(run))
+            owners.extend([("sample", u, c)] * len(run))
         for u, a, b in plan.prefill:
             p = u.work.prompt
             n = len(p.tokens)
@@ -234,14 +242,19 @@ class EngineLoop:
         rows = self.model.decode(tokens, positions, seqs, flags)
         return rows, owners
 
-    def _sample_all(self, rows, owners) -> dict:
-        """Every draw of this step, keyed by candidate."""
-        work = []
+    def _sample_all(self, rows, owners, plan: StepPlan) -> dict:
+        """Every draw of this step, keyed by candidate: a list of (token, logprob, top_ids, top_lps), longer
+        than one when draft tokens were accepted."""
+        work, runs = [], {}
         for i, owner in enumerate(owners):
             if owner[0] == "sample":
-                work.append((owner[2], rows[i]))
+                c = owner[2]
+                if c not in runs:
+                    runs[c] = []
+                    work.append((c, runs[c], plan.drafts.get(c, ())))
+                runs[c].append(rows[i])
             elif owner[0] == "last":
-                work.extend((c, rows[i]) for c in owner[1].candidates if c.state.max_new > 0)
+                work.extend((c, [rows[i]], ()) for c in owner[1].candidates if c.state.max_new > 0)
         return sample_rows(work, self.workspaces, self._executor)
 
     def _apply(self, plan: StepPlan, rows, owners, draws) -> None:
@@ -261,10 +274,7 @@ class EngineLoop:
                 for event in events:
                     if event[0] == "decode":
                         _, u, c, s = event
-                        s.tokens.append(c.last)
-                        c.pos += 1
-                        push_sample(self.model, c, *draws[c])
-                        self.tokens_generated += 1
+                        self._decoded(c, s, plan.drafts.get(c, ()), draws[c])
                         if c.state.finished:
                             u.live.remove((c, s))
                             self.pool.release(s)
@@ -275,6 +285,31 @@ class EngineLoop:
                 if all(u.phase == "done" for u in job.units):
                     job.finished = True
                 job.signal()
+
+    def _decoded(self, c, s, draft, run) -> None:
+        """The step evaluated [c.last, *draft] at c.pos...: take the sampled run up to where the choice ends
+        (a stop string, max_tokens or an end-of-generation token inside an accepted run ends it there, as it
+        would have one token at a time), and remove the cells of draft tokens that did not become the text."""
+        first = c.last
+        pushed = 0
+        for token, logprob, top_ids, top_lps in run:
+            push_sample(self.model, c, token, logprob, top_ids, top_lps)
+            pushed += 1
+            if c.state.finished:
+                break
+        # the cells now valid: the old last token and the drafts that equal the tokens taken before the new last
+        s.tokens.append(first)
+        s.tokens.extend(draft[:pushed - 1])
+        c.pos += pushed
+        if len(draft) > pushed - 1:
+            self.model.seq_remove(s.seq, c.pos, -1)
+        self.tokens_generated += pushed
+        if c.drafts is not None:
+            c.drafts.observe([t for t, _, _, _ in run[:pushed]])
+            if draft:
+                self.spec_runs += 1
+                self.spec_drafted += len(draft)
+                self.spec_accepted += len(run) - 1
 
     def _prefilled(self, u: Unit, a: int, b: int, scored, draws) -> None:
         p = u.work.prompt
@@ -297,7 +332,7 @@ class EngineLoop:
             if c.state.max_new == 0:
                 c.state.finish_without_tokens()
             else:
-                push_sample(self.model, c, *draws[c])
+                push_sample(self.model, c, *draws[c][0])
                 self.tokens_generated += 1
         u.live = []
         for c, s in zip(u.candidates, u.slots):

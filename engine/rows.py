@@ -12,15 +12,16 @@ from .sampler import ChoiceSampler, SamplingPlan
 from .work import Candidate, PromptWork
 
 
-def sample_rows(work: list[tuple[Candidate, np.ndarray]], workspaces: list[kernels.Workspace],
+def sample_rows(work: list[tuple[Candidate, list, list[int]]], workspaces: list[kernels.Workspace],
                 executor=None) -> dict:
-    """Draw for every (candidate, row): split over the executor's threads plus the caller's, one Workspace
-    each. A draw depends only on its row and its candidate's state, never on the thread or the split."""
+    """Draw for every (candidate, rows, draft): split over the executor's threads plus the caller's, one
+    Workspace each. A draw depends only on its row and its candidate's state, never on the thread or the split.
+    Returns {candidate: [(token, logprob, top_ids, top_lps), ...]} (see sample_run)."""
     out: dict = {}
 
     def run(part, ws):
-        for c, row in part:
-            out[c] = c.sampler.sample(row, ws)
+        for c, rows, draft in part:
+            out[c] = sample_run(c, rows, draft, ws)
     parts = min(len(workspaces), len(work)) if executor is not None else 1
     if parts <= 1:
         run(work, workspaces[0])
@@ -33,10 +34,27 @@ def sample_rows(work: list[tuple[Candidate, np.ndarray]], workspaces: list[kerne
     return out
 
 
-def push_sample(model: Model, c: Candidate, token: int, logprob: float) -> None:
-    k = c.sampler.plan.n_top
-    top = (c.sampler.top_ids[:k], c.sampler.top_lps[:k]) if k >= 0 else (None, None)
-    c.state.push(token, model.token_bytes(token), token in model.eog_tokens, logprob, *top)
+def sample_run(c: Candidate, rows, draft, ws: kernels.Workspace) -> list[tuple]:
+    """Row i follows draft token i (row 0 the candidate's last token). Sample the rows in order with the
+    candidate's own sampler, so row i is drawn at step+i with the penalties counting the tokens before it,
+    exactly as without drafts; stop after the first sample that differs from the draft (it is the true next
+    token, and the later rows were computed after a wrong token). Top-k arrays are copied per draw when asked."""
+    out = []
+    keep_top = c.sampler.plan.n_top >= 0
+    for i, row in enumerate(rows):
+        token, logprob = c.sampler.sample(row, ws)
+        if keep_top:
+            k = c.sampler.plan.n_top
+            out.append((token, logprob, c.sampler.top_ids[:k].copy(), c.sampler.top_lps[:k].copy()))
+        else:
+            out.append((token, logprob, None, None))
+        if i >= len(draft) or token != draft[i]:
+            break
+    return out
+
+
+def push_sample(model: Model, c: Candidate, token: int, logprob: float, top_ids, top_lps) -> None:
+    c.state.push(token, model.token_bytes(token), token in model.eog_tokens, logprob, top_ids, top_lps)
     c.last = token
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .errors import CompletionError
 from .slots import Slot, SlotPool
+from .speculative import Speculation, choose_drafts
 from .work import Candidate, PromptWork
 
 SCORE_ROWS_BYTES = 64 << 20  # logits rows per step when every row is scored (echo): llama.cpp keeps the buffer
@@ -82,16 +83,18 @@ class StepRecord:
     decode: tuple[tuple[int, int], ...]  # (request id, seq): one token each
     prefill: tuple[tuple[int, int, int], ...]  # (request id, seq, prompt tokens)
     admitted: tuple[int, ...]  # request ids with a unit admitted just before this step
+    drafts: tuple[tuple[int, int, int], ...] = ()  # (request id, seq, draft tokens after its decode token)
 
     @property
     def n_tokens(self) -> int:
-        return len(self.decode) + sum(n for _, _, n in self.prefill)
+        return len(self.decode) + sum(n for _, _, n in self.prefill) + sum(n for _, _, n in self.drafts)
 
 
 @dataclass
 class StepPlan:
     decode: list[tuple[Unit, Candidate, Slot]]
     prefill: list[tuple[Unit, int, int]]  # unit, first and end prompt positions evaluated now
+    drafts: dict = field(default_factory=dict)  # Candidate -> draft tokens evaluated after its decode token
 
 
 def split_units(job: Job, n_seq_max: int) -> list[Unit]:
@@ -105,7 +108,7 @@ def split_units(job: Job, n_seq_max: int) -> list[Unit]:
 
 class Scheduler:
     def __init__(self, pool: SlotPool, step_tokens: int, max_queue: int, max_slots: int | None = None,
-                 log_size: int = 512):
+                 log_size: int = 512, speculation: Speculation | None = None):
         self.max_slots = max_slots or len(pool.slots)
         if step_tokens <= self.max_slots:
             raise ValueError(f"step_tokens ({step_tokens}) must exceed the number of slots ({self.max_slots})")
@@ -117,6 +120,7 @@ class Scheduler:
         self.chunk_while_decoding = step_tokens if pool.model.on_gpu else min(step_tokens, 128)
         self.score_chunk = score_chunk(pool.model.n_vocab)
         self.max_queue = max_queue
+        self.speculation = speculation
         self.waiting: deque[Unit] = deque()
         self.active: list[Unit] = []
         self._log: deque[StepRecord] = deque(maxlen=log_size)
@@ -189,12 +193,30 @@ class Scheduler:
             chunk = min(n - u.done_tokens, budget, self.score_chunk if u.score else budget)
             prefill.append((u, u.done_tokens, u.done_tokens + chunk))
             budget -= chunk
+        width = len(decode) + sum(b - a for _, a, b in prefill)
+        drafts = self._drafts(decode, width) if self.speculation is not None else {}
         record = StepRecord(tuple((u.job.id, s.seq) for u, _, s in decode),
                             tuple((u.job.id, u.slots[0].seq, b - a) for u, a, b in prefill),
-                            tuple(sorted({u.job.id for u in admitted})))
+                            tuple(sorted({u.job.id for u in admitted})),
+                            tuple((u.job.id, s.seq, len(drafts[c])) for u, c, s in decode if c in drafts))
         with self._log_lock:
             self._log.append(record)
-        return StepPlan(decode, prefill)
+        return StepPlan(decode, prefill, drafts)
+
+    def _drafts(self, decode, width: int) -> dict:
+        """Each decoding sequence's proposal (always made: an unsent one is still checked against the token the
+        step samples), then how much of it the step carries: within the batch, and only what pays."""
+        spec = self.speculation
+        entries = []
+        for u, c, s in decode:
+            if c.drafts is None:
+                c.drafts = spec.start(list(c.prompt.tokens) + [c.last])
+            # every draft row is sampled, so a run never samples past max_tokens
+            cap = min(spec.draft_max, c.state.max_new - c.state.n_generated - 1)
+            entries.append((c, c.drafts, c.drafts.propose(cap)))
+        room = min(self.step_tokens, self.pool.model.n_batch) - width
+        chosen = choose_drafts(entries, width, room, self.pool.model.on_gpu, spec.adaptive)
+        return {c: c.drafts.proposal[:n] for c, n in chosen.items()}
 
     def finish_unit_if_done(self, u: Unit) -> None:
         if u.phase == "decode" and not u.live:

@@ -8,6 +8,7 @@ from .choice import ChoiceState
 from .logprobs import TokenRecord
 from .prompts import PromptInput
 from .sampler import ChoiceSampler
+from .speculative import SequenceDrafts
 
 
 @dataclass(eq=False)
@@ -17,6 +18,7 @@ class Candidate:
     sampler: ChoiceSampler
     pos: int = 0  # position of `last` in the sequence
     last: int = -1  # the most recent sampled token, to be decoded next
+    drafts: SequenceDrafts | None = None  # speculative decoding: this sequence's drafter (made when it decodes)
 
 
 @dataclass(eq=False)

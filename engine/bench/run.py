@@ -26,6 +26,8 @@ class BenchConfig:
     flash_attn: bool = False
     repack_weights: bool = False
     kv_cache_type: str = "f16"
+    speculative: str | None = None  # ours only: speculative decoding mode (engine/speculative.py)
+    draft_max: int = 8
     png: str | None = None
 
     @classmethod
@@ -55,7 +57,8 @@ def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
     print(f"loading {cfg.model or 'the default model'} four times (ours, a bare llama.cpp context, "
           "llama-cpp-python, and llama-cpp-python with logits_all for logprobs)...", file=sys.stderr)
     kv = dict(kv_cache_type=cfg.kv_cache_type)
-    with Engine(cfg.model, repack_weights=cfg.repack_weights, **same, **kv, **extra) as engine:
+    spec = dict(speculative=cfg.speculative, draft_max=cfg.draft_max)
+    with Engine(cfg.model, repack_weights=cfg.repack_weights, **same, **kv, **extra, **spec) as engine:
         path = str(engine.model.path)
         with Model(path, n_seq_max=4, repack_weights=cfg.repack_weights, **same, **kv) as bare_model:
             llcp = dict(same, n_threads_batch=threads, seed=1, verbose=False)

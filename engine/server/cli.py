@@ -32,6 +32,10 @@ def add_serve_command(sub) -> None:
     s.add_argument("--flash-attn", action="store_true", help="llama.cpp's flash attention")
     s.add_argument("--repack-weights", action="store_true", help="llama.cpp's repacked weight layouts")
     s.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
+    s.add_argument("--speculative", default=None, metavar="MODE",
+                   help="'prompt-lookup': speculative decoding by n-gram match on the prompt (same output bytes); "
+                        "default off")
+    s.add_argument("--draft-max", type=int, default=8, help="with --speculative: most draft tokens per step (1..32)")
     s.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                    help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})")
     s.add_argument("--max-prompts", type=int, default=DEFAULT_MAX_PROMPTS,
@@ -80,6 +84,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"error: {name} must be {'in [0, 65535]' if name == '--port' else f'>= {low}'}, got {value}",
                   file=sys.stderr)
             return 2
+    from ..speculative import parse_speculation
+
+    try:
+        parse_speculation(args.speculative, args.draft_max)
+    except ValueError as e:
+        print(f"error: --{str(e).replace('_', '-')}", file=sys.stderr)
+        return 2
     if args.shutdown_timeout < 0:
         print(f"error: --shutdown-timeout must be >= 0, got {args.shutdown_timeout}", file=sys.stderr)
         return 2
