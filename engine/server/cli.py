@@ -31,6 +31,9 @@ def add_serve_command(sub) -> None:
     s.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: every core)")
     s.add_argument("--flash-attn", action="store_true", help="llama.cpp's flash attention")
     s.add_argument("--repack-weights", action="store_true", help="llama.cpp's repacked weight layouts")
+    s.add_argument("--numerics", choices=["exact", "fast"], default="exact",
+                   help="exact (default): every response independent of what shares its batch; fast: llama.cpp's "
+                        "stock fast paths (not batch-invariant)")
     s.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
     s.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
                    help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})")
