@@ -120,7 +120,7 @@ def split_invariant_build() -> bool:
     return "LLAMAFILE = 1" not in _system_info()
 
 
-KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # ggml type ids
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "f32": 0}  # ggml type ids (f32: a high-precision reference)
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class Model:
             raise ValueError(f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, got {kv_cache_type!r}")
         self.kv_cache_type = kv_cache_type
         # llama.cpp stores a quantized V cache only with flash attention.
-        self.flash_attn = flash_attn or kv_cache_type != "f16"
+        self.flash_attn = flash_attn or kv_cache_type not in ("f16", "f32")
         self._threads = n_threads or max(1, os.cpu_count() or 1)
         # The compute buffer grows with the micro-batch (98 MB at 512 tokens for SmolLM2): on a CPU a
         # 256-token micro-batch prefills as fast, and chunking never changes logits. GPUs like bigger ones.
@@ -289,9 +289,10 @@ class Model:
             self._ctx, self._memory = probe, llama_cpp.llama_get_memory(probe)
             whole = np.array(self.decode(tokens, range(n), [0] * n, [True] * n))
             self.seq_remove(0)
-            alone = np.array([self.decode([t], [i], [0], [True])[0] for i, t in enumerate(tokens)])
+            # each decode overwrites the view the previous one returned: copy every row as it comes
+            alone = np.array([self.decode([t], [i], [0], [True])[0].copy() for i, t in enumerate(tokens)])
             self.seq_remove(0)
-            beside = np.array([self.decode([o, t], [i, i], [1, 0], [True, True])[1]
+            beside = np.array([self.decode([o, t], [i, i], [1, 0], [True, True])[1].copy()
                                for i, (t, o) in enumerate(zip(tokens, other))])
             return bool(np.array_equal(whole, alone) and np.array_equal(whole, beside))
         finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import llama_cpp  # isort: skip  (before numpy, see model.py)
 
+from . import model as _model  # noqa: F401  (installs the quiet llama.cpp log callback)
 from .locations import user_cache_dir
 from .registry import load_registry
 
