@@ -65,6 +65,8 @@ _backend_ready = False
 def _ensure_backend() -> None:
     global _backend_ready
     if not _backend_ready:
+        if _process_numerics is None:  # ggml may read its switches from here on (system info reads some)
+            _claim_numerics("exact")
         llama_cpp.llama_backend_init()
         _backend_ready = True
 
@@ -96,7 +98,7 @@ def _claim_numerics(numerics: str) -> None:
             _process_numerics = numerics
         elif numerics != _process_numerics:
             raise ValueError(
-                f"numerics={numerics!r}: this process already loaded a model with numerics={_process_numerics!r}; "
+                f"numerics={numerics!r}: this process already set up llama.cpp with numerics={_process_numerics!r}; "
                 f"ggml reads its kernel switches once per process, so every engine in it shares them "
                 f"(use another process for numerics={numerics!r})")
 
@@ -169,7 +171,7 @@ class Model:
         # layouts whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits
         # then depend on how many of its tokens share a micro-batch. Without it, with llamafile off and the
         # tiled matmul off (_ensure_backend), every row is the same bits however it is batched.
-        amx_crash = split_invariant_build() and "AMX_INT8 = 1" in _system_info()
+        amx_crash = "LLAMAFILE = 1" not in _system_info() and "AMX_INT8 = 1" in _system_info()
         if repack_weights is None:  # by numerics: "fast" repacks where that is safe
             repack_weights = numerics == "fast" and not amx_crash
         if repack_weights and amx_crash:

@@ -26,7 +26,7 @@ def test_an_unknown_numerics_names_the_parameter_and_the_allowed_values(engine):
 def test_a_second_numerics_in_one_process_is_refused(engine):
     """The session's engine claimed "exact": ggml has read its switches, so "fast" cannot be honoured here."""
     assert engine.numerics == "exact"
-    with pytest.raises(ValueError, match=r"numerics='fast': this process already loaded a model with "
+    with pytest.raises(ValueError, match=r"numerics='fast': this process already set up llama.cpp with "
                                          r"numerics='exact'"):
         Engine(engine.model_id, numerics="fast")
 
