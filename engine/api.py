@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
@@ -14,13 +13,14 @@ from . import __version__
 from .choice import ChoiceState
 from .completion import ChunkBuilder, ResponseMeta, build_response
 from .errors import CompletionError
+from .fingerprint import engine_inputs, fingerprint
 from .loader import resolve_model_path
 from .logprobs import LogprobFormatter
+from .invariance_warning import warn_not_batch_invariant
 from .loop import EngineLoop
 from .model import Model
 from .params import CompletionParams, parse_params
 from .prompts import PromptInput, assemble
-from .registry import load_registry
 from .sampler import ChoiceSampler, SamplingPlan
 from .scheduler import Job
 from .speculative import parse_speculation
@@ -37,6 +37,10 @@ class Engine:
     made at the same time share every decode step (one engine loop thread owns the model), and each response
     is the same bytes as the request run alone.
 
+    numerics: "exact" (default) keeps llama.cpp on kernels whose per-token results do not depend on the batch
+    (`batch_invariant`); "fast" takes llama.cpp's stock fast paths, still seeded and correct in distribution
+    but no longer neighbour-independent. One value per process (ggml reads it once): ValueError otherwise.
+
     Memory: `n_seq_max` KV sequences ("slots") of `n_ctx` cells each. A request uses one slot per candidate
     (n or best_of per prompt) while it runs; requests that find no free slot wait in a queue of `max_queue`.
     """
@@ -44,9 +48,10 @@ class Engine:
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_gpu_layers: int = 0,
                  n_threads: int | None = None, n_seq_max: int = 8, flash_attn: bool = False,
                  verbose: bool = False, aliases: tuple[str, ...] = (), prefix_cache: bool = True,
-                 repack_weights: bool = False, max_queue: int = 64, step_tokens: int | None = None,
+                 repack_weights: bool | None = None, max_queue: int = 64, step_tokens: int | None = None,
                  sample_threads: int | None = None, lazy_slots: bool = True, kv_cache_type: str = "f16",
-                 speculative: str | None = None, draft_max: int = 8, ngram_min: int = 1, ngram_max: int = 3):
+                 numerics: str = "exact", speculative: str | None = None, draft_max: int = 8, ngram_min: int = 1,
+                 ngram_max: int = 3):
         # speculative="prompt-lookup": draft tokens from the prompt and text so far by n-gram match and check
         # them in one step; the output is the same bytes as without (docs/speculative.md). Checked first.
         speculation = parse_speculation(speculative, draft_max, ngram_min, ngram_max)
@@ -55,10 +60,19 @@ class Engine:
         # never pays for eight); the pool grows up to n_seq_max by re-creating the context when idle.
         self.model = Model(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
                            n_seq_max=1 if lazy_slots else n_seq_max, flash_attn=flash_attn, verbose=verbose,
-                           repack_weights=repack_weights, kv_cache_type=kv_cache_type)
+                           repack_weights=repack_weights, kv_cache_type=kv_cache_type, numerics=numerics)
         self.aliases = frozenset({self.model_id, str(path), path.name, *aliases})
         self.formatter = LogprobFormatter(self.model.token_name_bytes)
-        self.system_fingerprint = self._fingerprint(path, n_gpu_layers, repack_weights)
+        try:
+            # numerics="exact" promises it, "fast" gives it up: either way, measure what this build does
+            self._batch_invariant = self.model.check_batch_invariance()
+        except BaseException:
+            self.model.close()
+            raise
+        if not self._batch_invariant:
+            warn_not_batch_invariant(self.model_id, self.model.numerics)
+        self.system_fingerprint = fingerprint(engine_inputs(self.model, path, self._batch_invariant,
+                                                            self.model.numerics))
         try:
             self.loop = EngineLoop(self.model, prefix_cache=prefix_cache, step_tokens=step_tokens,
                                    max_queue=max_queue, sample_threads=sample_threads, max_slots=n_seq_max,
@@ -70,19 +84,6 @@ class Engine:
         # that the process's thread count does not move with requests (the server's tests check it).
         self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix="engine-prepare")
         self._prepare_thread.submit(lambda: None).result()
-
-    def _fingerprint(self, path, n_gpu_layers: int, repack_weights: bool) -> str:
-        """Changes with the model file, the engine version or the backend (llama.cpp build, GPU offload,
-        weight repacking: each can change logits)."""
-        stat = path.stat()
-        entry = next((e for e in load_registry()[1].values() if e.file == path.name and e.size == stat.st_size),
-                     None)
-        file_id = entry.sha256 if entry else f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        backend = f"llama-cpp-python {llama_cpp.__version__} gpu={n_gpu_layers > 0}"
-        if repack_weights:
-            backend += " repacked"
-        digest = hashlib.sha256(f"{file_id}|{__version__}|{backend}".encode()).hexdigest()
-        return f"fp_{digest[:10]}"
 
     # ---- the API ----------------------------------------------------------------------------------
 
@@ -156,9 +157,21 @@ class Engine:
         """Forget the KV cells that free slots keep as a prefix cache (results never depend on them)."""
         self.loop.reset_prefix_cache()
 
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether a response's bytes are independent of what shares its decode steps (batching, concurrency,
+        prompt chunking), as measured on this build when the model loaded (Model.check_batch_invariance).
+        True on the project's build with numerics="exact"; results are correct in distribution either way."""
+        return self._batch_invariant
+
+    @property
+    def numerics(self) -> str:
+        return self.model.numerics
+
     def stats(self) -> dict:
-        """Requests running and queued, tokens generated, each slot's state (busy, cached tokens), memory."""
-        return self.loop.stats()
+        """Requests running and queued, tokens generated, each slot's state (busy, cached tokens), memory,
+        and the numerics: the `numerics` asked for and the measured `batch_invariant`."""
+        return dict(self.loop.stats(), numerics=self.numerics, batch_invariant=self._batch_invariant)
 
     def memory(self) -> dict:
         """Bytes llama.cpp holds for this engine now: weights, KV cache (every slot), compute buffer."""

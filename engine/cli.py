@@ -32,6 +32,9 @@ def _engine_options(p: argparse.ArgumentParser, n_ctx_default: int | None) -> No
                    help="llama.cpp's repacked weight layouts (faster on some CPUs; logits then depend on batching)")
     g.add_argument("--kv-cache-type", choices=["f16", "q8_0"], default="f16",
                    help="KV cache precision: q8_0 about halves KV memory and changes logits (uses flash attention)")
+    g.add_argument("--numerics", choices=["exact", "fast"], default="exact",
+                   help="exact (default): every response independent of what shares its batch; fast: llama.cpp's "
+                        "stock fast paths (faster prompt processing on some weight types, not batch-invariant)")
     g.add_argument("--speculative", default=None, metavar="MODE",
                    help="'prompt-lookup': draft tokens from the prompt by n-gram match and check them in one step "
                         "(same output bytes; faster on input-grounded text); default off")
@@ -41,8 +44,9 @@ def _engine_options(p: argparse.ArgumentParser, n_ctx_default: int | None) -> No
 
 def _engine_kwargs(args) -> dict:
     kw = dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads,
-              flash_attn=args.flash_attn, repack_weights=args.repack_weights, verbose=args.verbose,
-              kv_cache_type=args.kv_cache_type, speculative=args.speculative, draft_max=args.draft_max)
+              flash_attn=args.flash_attn, repack_weights=args.repack_weights or None, verbose=args.verbose,
+              kv_cache_type=args.kv_cache_type, numerics=args.numerics, speculative=args.speculative,
+              draft_max=args.draft_max)
     if args.n_seq_max is not None:
         kw["n_seq_max"] = args.n_seq_max
     return kw

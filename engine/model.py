@@ -65,13 +65,42 @@ _backend_ready = False
 def _ensure_backend() -> None:
     global _backend_ready
     if not _backend_ready:
-        # ggml-cpu's "tiled" K-quant matmul (Q4_K, Q6_K) serves micro-batches of 8+ tokens and ggml's per-row
-        # dot products the smaller ones; they round differently, so a token's logits would depend on how many
-        # tokens shared its llama_decode (up to 0.88 on gemma-3). ggml reads this once, at its first context.
-        # A value the user set is kept.
-        os.environ.setdefault("GGML_CPU_TILED_MM", "0")
+        if _process_numerics is None:  # ggml may read its switches from here on (system info reads some)
+            _claim_numerics("exact")
         llama_cpp.llama_backend_init()
         _backend_ready = True
+
+
+NUMERICS = ("exact", "fast")
+_process_numerics: str | None = None
+_numerics_lock = threading.Lock()
+
+
+def _claim_numerics(numerics: str) -> None:
+    """Set ggml's kernel switches for `numerics`, before the process's first context.
+
+    "exact": ggml-cpu's "tiled" K-quant matmul (Q4_K, Q6_K) serves micro-batches of 8+ tokens and ggml's
+    per-row dot products the smaller ones; they round differently, so a token's logits would depend on how
+    many tokens shared its llama_decode (up to 0.88 on gemma-3): it is switched off. "fast": the stock fast
+    paths, including the tiled matmul and llamafile's stock 1-token path (GGML_LLAMAFILE_EXACT_GEMV=0 on
+    the project's patched build). ggml reads these once per process, so every model in a process shares the
+    first one's numerics. A value the user set in the environment is kept (Engine.batch_invariant says
+    what it did)."""
+    global _process_numerics
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}, got {numerics!r}")
+    with _numerics_lock:
+        if _process_numerics is None:
+            if numerics == "exact":
+                os.environ.setdefault("GGML_CPU_TILED_MM", "0")
+            else:
+                os.environ.setdefault("GGML_LLAMAFILE_EXACT_GEMV", "0")
+            _process_numerics = numerics
+        elif numerics != _process_numerics:
+            raise ValueError(
+                f"numerics={numerics!r}: this process already set up llama.cpp with numerics={_process_numerics!r}; "
+                f"ggml reads its kernel switches once per process, so every engine in it shares them "
+                f"(use another process for numerics={numerics!r})")
 
 
 @atexit.register
@@ -93,7 +122,7 @@ def split_invariant_build() -> bool:
     return "LLAMAFILE = 1" not in _system_info()
 
 
-KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # ggml type ids
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "f32": 0}  # ggml type ids (f32: a high-precision reference)
 
 
 @dataclass(frozen=True)
@@ -122,11 +151,14 @@ class Model:
         n_seq_max: int = 4,
         flash_attn: bool = False,
         verbose: bool = False,
-        repack_weights: bool = False,
+        repack_weights: bool | None = None,
         kv_cache_type: str = "f16",
+        numerics: str = "exact",
     ):
         global _verbose_logging
         self.path = Path(path)
+        _claim_numerics(numerics)
+        self.numerics = numerics
         check_gguf_file(self.path)
         _verbose_logging = verbose
         _ensure_backend()
@@ -139,7 +171,10 @@ class Model:
         # layouts whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits
         # then depend on how many of its tokens share a micro-batch. Without it, with llamafile off and the
         # tiled matmul off (_ensure_backend), every row is the same bits however it is batched.
-        if repack_weights and split_invariant_build() and "AMX_INT8 = 1" in _system_info():
+        amx_crash = "LLAMAFILE = 1" not in _system_info() and "AMX_INT8 = 1" in _system_info()
+        if repack_weights is None:  # by numerics: "fast" repacks where that is safe
+            repack_weights = numerics == "fast" and not amx_crash
+        if repack_weights and amx_crash:
             raise ValueError("repack_weights=True: llama.cpp's AMX repacked kernels crash in a build without "
                              "llamafile (GGML_LLAMAFILE=OFF, as ./dev builds it); use a default llama-cpp-python "
                              "build for repacked weights")
@@ -161,7 +196,7 @@ class Model:
             raise ValueError(f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, got {kv_cache_type!r}")
         self.kv_cache_type = kv_cache_type
         # llama.cpp stores a quantized V cache only with flash attention.
-        self.flash_attn = flash_attn or kv_cache_type != "f16"
+        self.flash_attn = flash_attn or kv_cache_type not in ("f16", "f32")
         self._threads = n_threads or max(1, os.cpu_count() or 1)
         # The compute buffer grows with the micro-batch (98 MB at 512 tokens for SmolLM2): on a CPU a
         # 256-token micro-batch prefills as fast, and chunking never changes logits. GPUs like bigger ones.
@@ -184,13 +219,11 @@ class Model:
 
     # ---- context --------------------------------------------------------------------------------
 
-    def _create_context(self, n_seq_max: int) -> None:
+    def _context_params(self, n_seq_max: int, per_seq: int, n_batch: int, n_ubatch: int):
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = self._per_seq * n_seq_max
-        # The engine loop chunks every prompt to fit one step of n_batch tokens (one token per running
-        # sequence plus prompt chunks), so n_batch does not grow with the context.
-        cparams.n_batch = max(512, n_seq_max + 1)
-        cparams.n_ubatch = self._n_ubatch
+        cparams.n_ctx = per_seq * n_seq_max
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_ubatch
         cparams.n_seq_max = n_seq_max
         cparams.kv_unified = False
         cparams.n_threads = self._threads
@@ -200,6 +233,12 @@ class Model:
         cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn
                                    else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
         cparams.type_k = cparams.type_v = KV_CACHE_TYPES[self.kv_cache_type]
+        return cparams
+
+    def _create_context(self, n_seq_max: int) -> None:
+        # The engine loop chunks every prompt to fit one step of n_batch tokens (one token per running
+        # sequence plus prompt chunks), so n_batch does not grow with the context.
+        cparams = self._context_params(n_seq_max, self._per_seq, max(512, n_seq_max + 1), self._n_ubatch)
         with _capturing_log() as log:
             self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -223,6 +262,44 @@ class Model:
         """Bytes llama.cpp allocated: weights, KV cache (all sequences), compute buffer."""
         return {"model_bytes": self.model_bytes, "kv_bytes": self.kv_bytes, "compute_bytes": self.compute_bytes,
                 "n_seq_max": self.n_seq_max, "n_ctx_per_seq": self.n_ctx, "kv_cache_type": self.kv_cache_type}
+
+    # ---- batch invariance, checked on this build ---------------------------------------------------
+
+    PROBE_TEXT = "The quick brown fox jumps over the lazy dog near the river"
+    PROBE_OTHER = "In a galaxy far away a small ship drifted past two moons"
+
+    def check_batch_invariance(self) -> bool:
+        """True when a token's logits do not depend on what shares its llama_decode, as measured here.
+
+        Build flags do not decide this (a user's own build, a patched kernel, an environment switch, a GPU
+        backend can each change it), so the kernels are asked: a short token list's logits, evaluated in one
+        call, token by token, and token by token beside another sequence's tokens, must be the same bits.
+        The list is long enough (10+ tokens) to reach every CPU path that depends on the batch size
+        (llamafile's tinyBLAS takes 2+ rows, the tiled K-quant matmul 8+). It runs in a small context of
+        its own with this model's settings, so no KV cell of the engine's context is touched; ~0.1-0.5 s."""
+        tokens = self.tokenize(self.PROBE_TEXT)[:12]
+        other = self.tokenize(self.PROBE_OTHER)[:len(tokens)]
+        n = min(len(tokens), len(other))
+        tokens, other = tokens[:n], other[:n]
+        main_ctx, main_memory = self._ctx, self._memory
+        cparams = self._context_params(2, 64, 64, 64)
+        with _capturing_log():
+            probe = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not probe:
+            raise RuntimeError("llama.cpp could not create the 2 x 64-token context of the invariance check")
+        try:
+            self._ctx, self._memory = probe, llama_cpp.llama_get_memory(probe)
+            whole = np.array(self.decode(tokens, range(n), [0] * n, [True] * n))
+            self.seq_remove(0)
+            # each decode overwrites the view the previous one returned: copy every row as it comes
+            alone = np.array([self.decode([t], [i], [0], [True])[0].copy() for i, t in enumerate(tokens)])
+            self.seq_remove(0)
+            beside = np.array([self.decode([o, t], [i, i], [1, 0], [True, True])[1].copy()
+                               for i, (t, o) in enumerate(zip(tokens, other))])
+            return bool(np.array_equal(whole, alone) and np.array_equal(whole, beside))
+        finally:
+            self._ctx, self._memory = main_ctx, main_memory
+            llama_cpp.llama_free(probe)
 
     # ---- tokens ---------------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ from engine.registry import load_registry
 
 
 REGISTRY_MODELS = ("smollm2-135m", "gemma3-270m")  # the invariance tests run on both
+# The weight types llama.cpp serves with other kernels (llamafile's tinyBLAS among them), requantized from a
+# registry model offline (engine/typed_models.py); the core invariance tests run on these too.
+TYPED_MODELS = ("smollm2-135m-q8_0", "smollm2-135m-q4_0", "smollm2-135m-q5_0", "smollm2-135m-f16")
 
 
 def registry_model_path(name: str):
@@ -18,6 +21,15 @@ def registry_model_path(name: str):
 
 def default_model_path():
     return registry_model_path(load_registry()[0])
+
+
+def typed_model_path(name: str):
+    """`<registry name>-<type>`, quantized into the test-model cache on first use (never downloaded)."""
+    from engine.typed_models import build_typed_model
+
+    registry_name, weight_type = name.rsplit("-", 1)
+    registry_model_path(registry_name)
+    return build_typed_model(registry_name, weight_type)
 
 
 @pytest.fixture(scope="session")
@@ -35,18 +47,26 @@ def engine(model_path):
     e.close()
 
 
-@pytest.fixture(scope="session", params=REGISTRY_MODELS)
+@pytest.fixture(scope="session", params=REGISTRY_MODELS + TYPED_MODELS)
 def any_engine(request, engine):
-    """Each registry model in turn (the default one is the shared `engine`), n_ctx 4096 like `engine`."""
+    """Each registry model in turn (the default one is the shared `engine`), then each typed test model,
+    n_ctx 4096 like `engine`. Limit a test to the registry models with @registry_models_only."""
     if request.param == engine.model_id:
         yield engine
         return
     from engine import Engine
 
-    registry_model_path(request.param)
-    e = Engine(request.param, n_ctx=4096, n_seq_max=4, lazy_slots=False)
+    if request.param in REGISTRY_MODELS:
+        registry_model_path(request.param)
+        model = request.param
+    else:
+        model = str(typed_model_path(request.param))
+    e = Engine(model, n_ctx=4096, n_seq_max=4, lazy_slots=False)
     yield e
     e.close()
+
+
+registry_models_only = pytest.mark.parametrize("any_engine", REGISTRY_MODELS, indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
-"""Batch invariance on every registry model: a sequence's logits, and so every response, do not depend on
-what else is in the batch, how its prompt was split into llama_decode calls, or what the engine ran before.
+"""Batch invariance on every registry model and every typed test model (Q8_0, Q4_0, Q5_0, F16, requantized
+from SmolLM2: the types llamafile's tinyBLAS serves): a sequence's logits, and so every response, do not
+depend on what else is in the batch, how its prompt was split into llama_decode calls, or what the engine ran
+before. The typed models run the raw-logits tests and the core engine tests (those marked
+@registry_models_only run on the two registry models only, to keep the suite's time in check).
 
 The backend test shows the property directly on raw logits rows; the engine tests show its consequences
 (SPEC.md: a response is byte-identical whatever shares its steps). Comparisons are exact (==), never
@@ -9,6 +12,8 @@ import numpy as np
 import pytest
 
 from engine import Engine
+
+from .conftest import REGISTRY_MODELS, registry_models_only
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the quiet river bank"
 LONG_PREFIX = " ".join(f"Line {i}: the {['red', 'green', 'blue'][i % 3]} box holds {i * 7} marbles."
@@ -20,17 +25,21 @@ def strip(r):
 
 
 def fresh(any_engine, **options):
-    return Engine(any_engine.model_id, n_ctx=4096, **options)
+    """Another engine on the same model (a typed model by its path: its id is the file's stem)."""
+    model = any_engine.model_id if any_engine.model_id in REGISTRY_MODELS else str(any_engine.model.path)
+    return Engine(model, n_ctx=4096, **options)
 
 
 # ---- backend: raw logits rows --------------------------------------------------------------------------------
 
-def test_llama_cpp_is_built_without_llamafile():
-    """./dev builds llama-cpp-python with GGML_LLAMAFILE=OFF; with tinyBLAS a prompt split so that its last
-    piece is one token gave logits 0.41 apart on SmolLM2 (and every invariance test below would fail)."""
-    from engine.model import split_invariant_build
-
-    assert split_invariant_build()
+def test_the_runtime_check_finds_this_build_batch_invariant(any_engine):
+    """Engine.batch_invariant is measured at load (one call vs token by token vs beside another sequence), not
+    read from build flags: on the ./dev build with numerics="exact" it is true for every weight type. (With
+    stock llamafile a prompt split so that its last piece is one token gave logits 0.41 apart on SmolLM2, and
+    every invariance test below would fail.)"""
+    assert any_engine.numerics == "exact"
+    assert any_engine.batch_invariant is True
+    assert any_engine.stats()["batch_invariant"] is True
 
 
 def _last_row(model, pieces, seq=1, beside=None):

@@ -24,8 +24,9 @@ class BenchConfig:
     n_gpu_layers: int = 0
     n_seq_max: int | None = None
     flash_attn: bool = False
-    repack_weights: bool = False
+    repack_weights: bool | None = None  # None: as numerics decides
     kv_cache_type: str = "f16"
+    numerics: str = "exact"
     speculative: str | None = None  # ours only: speculative decoding mode (engine/speculative.py)
     draft_max: int = 8
     png: str | None = None
@@ -56,7 +57,7 @@ def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
     same = dict(n_ctx=cfg.n_ctx, n_threads=threads, n_gpu_layers=cfg.n_gpu_layers, flash_attn=cfg.flash_attn)
     print(f"loading {cfg.model or 'the default model'} four times (ours, a bare llama.cpp context, "
           "llama-cpp-python, and llama-cpp-python with logits_all for logprobs)...", file=sys.stderr)
-    kv = dict(kv_cache_type=cfg.kv_cache_type)
+    kv = dict(kv_cache_type=cfg.kv_cache_type, numerics=cfg.numerics)
     spec = dict(speculative=cfg.speculative, draft_max=cfg.draft_max)
     with Engine(cfg.model, repack_weights=cfg.repack_weights, **same, **kv, **extra, **spec) as engine:
         path = str(engine.model.path)
@@ -65,8 +66,8 @@ def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
             if cfg.kv_cache_type != "f16":  # the same KV type (and so flash attention) in every contender
                 ggml_type = KV_CACHE_TYPES[cfg.kv_cache_type]
                 llcp.update(type_k=ggml_type, type_v=ggml_type, flash_attn=True)
-            llama = load_llama(path, cfg.repack_weights, **llcp)
-            llama_all = load_llama(path, cfg.repack_weights, logits_all=True, **llcp)
+            llama = load_llama(path, engine.model.repack_weights, **llcp)
+            llama_all = load_llama(path, engine.model.repack_weights, logits_all=True, **llcp)
             try:
                 rows = []
                 for w in build_workloads(engine, bare_model, llama, llama_all, cfg.n_tokens, cfg.n_score):

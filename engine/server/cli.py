@@ -31,6 +31,9 @@ def add_serve_command(sub) -> None:
     s.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: every core)")
     s.add_argument("--flash-attn", action="store_true", help="llama.cpp's flash attention")
     s.add_argument("--repack-weights", action="store_true", help="llama.cpp's repacked weight layouts")
+    s.add_argument("--numerics", choices=["exact", "fast"], default="exact",
+                   help="exact (default): every response independent of what shares its batch; fast: llama.cpp's "
+                        "stock fast paths (not batch-invariant)")
     s.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
     s.add_argument("--speculative", default=None, metavar="MODE",
                    help="'prompt-lookup': speculative decoding by n-gram match on the prompt (same output bytes); "

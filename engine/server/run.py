@@ -106,9 +106,9 @@ def serve(args) -> int:
     if warning:
         LOGGER.warning(warning)
     kwargs = dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
-                  max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights,
-                  verbose=args.verbose, aliases=tuple(args.alias or ()), speculative=args.speculative,
-                  draft_max=args.draft_max)
+                  max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights or None,
+                  numerics=args.numerics, verbose=args.verbose, aliases=tuple(args.alias or ()),
+                  speculative=args.speculative, draft_max=args.draft_max)
     if "lazy_slots" in inspect.signature(Engine).parameters:
         kwargs["lazy_slots"] = False  # a server holds every slot from the start: no re-creation under load
     try:
