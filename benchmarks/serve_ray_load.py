@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.only != "load":
         prompts = lm_eval_shaped(args.contexts, args.questions)
+        summary["workload"] = (f"serve --ray, 2 replicas x 1 thread, 4 slots each; {args.contexts} few-shot contexts "
+                               f"(~300 tokens) x {args.questions} questions, shuffled, 4 clients, 4 new tokens each")
         summary["hit_rate"] = [hit_rate(args.model, args.n_ctx, 4, routing, prompts, 4)
                                for routing in ("prefix", "least-loaded")]
     with open("/proc/loadavg") as f:
@@ -196,11 +198,11 @@ def _as_ours(s: Served) -> Served:
 
 
 def markdown(summary: dict) -> str:
-    lines = [f"model {summary['model']} | {summary['tokens']} new tokens per request, streamed | "
-             f"{summary['slots']} slots per replica | {summary['date']} | load before {summary['load_before']}, "
+    lines = [f"model {summary['model']} | {summary['date']} | load before {summary['load_before']}, "
              f"after {summary['load_after']}", ""]
     if summary["levels"]:
-        lines += ["| server | C | requests | failed | output tok/s | TTFT mean / p50 / p99 ms | "
+        lines += [f"{summary['tokens']} new tokens per request, streamed; {summary['slots']} slots per replica", "",
+                  "| server | C | requests | failed | output tok/s | TTFT mean / p50 / p99 ms | "
                   "TPOT mean / p50 / p99 ms | e2e mean / p50 / p99 ms |", "|---|---|---|---|---|---|---|---|"]
         for c in summary["concurrency"]:
             for name in (DIRECT, RAY_1X2, RAY_2X1):
@@ -214,7 +216,8 @@ def markdown(summary: dict) -> str:
                           f"the direct server): {summary['serve_overhead_ttft_p50_ms']:.1f} ms"]
     for h in summary.get("hit_rate", ()):
         if h is summary["hit_rate"][0]:
-            lines += ["", "| routing | requests | failed | prompt tokens | not evaluated again | hit rate | wall s |",
+            lines += ["", f"Prefix-cache hit rate: {summary['workload']}", "",
+                      "| routing | requests | failed | prompt tokens | not evaluated again | hit rate | wall s |",
                       "|---|---|---|---|---|---|---|"]
         lines.append(f"| {h['routing']} | {h['requests']} | {h['failures']} | {h['prompt_tokens']:.0f} | "
                      f"{h['cached_tokens']:.0f} | {h['hit_rate']:.1%} | {h['wall_s']:.1f} |")

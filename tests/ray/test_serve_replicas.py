@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from ..server_process import inprocess, sse_events  # noqa: F401 (inprocess: a fixture)
+from ..server_process import inprocess  # noqa: F401 (a fixture)
 from .serve_process import REPLICA_HEADER, ray_server  # noqa: F401 (ray_server: a fixture)
 
 VOLATILE = re.compile(rb'"id":"[^"]*"|"created":\d+')
