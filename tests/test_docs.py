@@ -36,7 +36,7 @@ def test_every_page_has_been_found():
     assert len(list(examples())) >= 8  # the runnable ones: a page losing its examples shows up here
 
 
-@pytest.mark.parametrize("lang, body", examples())
+@pytest.mark.parametrize("lang, body", list(examples()))
 def test_example_runs(lang, body, tmp_path):
     if DOC_SERVER in body:
         body = body.replace(DOC_SERVER, shared_server().base_url)
