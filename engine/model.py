@@ -87,10 +87,13 @@ def _system_info() -> str:
 
 
 def split_invariant_build() -> bool:
-    """True when llama.cpp was built without llamafile's tinyBLAS (GGML_LLAMAFILE=OFF, as ./dev builds it).
+    """True when llama.cpp's CPU matmul sums a token's row the same way whatever the batch size: llamafile's
+    tinyBLAS carries llama_patches/ (as ./dev builds it: "LLAMAFILE_EXACT_GEMV = 1", and the patch's
+    GGML_LLAMAFILE_EXACT_GEMV switch is not set to 0), or tinyBLAS is built out (GGML_LLAMAFILE=OFF). Stock
     tinyBLAS takes batches of 2+ tokens and leaves 1-token batches to ggml's own kernels, which sum in another
     order: a prompt's logits then depend on how it was split into llama_decode calls."""
-    return "LLAMAFILE = 1" not in _system_info()
+    info = _system_info()
+    return "LLAMAFILE = 1" not in info or "LLAMAFILE_EXACT_GEMV = 1" in info
 
 
 KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}  # ggml type ids
@@ -139,7 +142,7 @@ class Model:
         # layouts whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits
         # then depend on how many of its tokens share a micro-batch. Without it, with llamafile off and the
         # tiled matmul off (_ensure_backend), every row is the same bits however it is batched.
-        if repack_weights and split_invariant_build() and "AMX_INT8 = 1" in _system_info():
+        if repack_weights and "LLAMAFILE = 1" not in _system_info() and "AMX_INT8 = 1" in _system_info():
             raise ValueError("repack_weights=True: llama.cpp's AMX repacked kernels crash in a build without "
                              "llamafile (GGML_LLAMAFILE=OFF, as ./dev builds it); use a default llama-cpp-python "
                              "build for repacked weights")

@@ -25,9 +25,10 @@ def fresh(any_engine, **options):
 
 # ---- backend: raw logits rows --------------------------------------------------------------------------------
 
-def test_llama_cpp_is_built_without_llamafile():
-    """./dev builds llama-cpp-python with GGML_LLAMAFILE=OFF; with tinyBLAS a prompt split so that its last
-    piece is one token gave logits 0.41 apart on SmolLM2 (and every invariance test below would fail)."""
+def test_llama_cpp_build_is_split_invariant():
+    """./dev builds llama-cpp-python with llamafile's tinyBLAS and llama_patches/; with stock tinyBLAS a prompt
+    split so that its last piece is one token gave logits 0.41 apart on SmolLM2 (and every invariance test
+    below would fail)."""
     from engine.model import split_invariant_build
 
     assert split_invariant_build()
