@@ -144,8 +144,8 @@ class Model:
         # tiled matmul off (_ensure_backend), every row is the same bits however it is batched.
         if repack_weights and "LLAMAFILE = 1" not in _system_info() and "AMX_INT8 = 1" in _system_info():
             raise ValueError("repack_weights=True: llama.cpp's AMX repacked kernels crash in a build without "
-                             "llamafile (GGML_LLAMAFILE=OFF, as ./dev builds it); use a default llama-cpp-python "
-                             "build for repacked weights")
+                             "llamafile (GGML_LLAMAFILE=OFF); use a build with llamafile (./dev builds one) for "
+                             "repacked weights")
         mparams.use_extra_bufts = repack_weights
         self.repack_weights = repack_weights
         with _capturing_log() as log:
