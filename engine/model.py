@@ -116,10 +116,13 @@ def _system_info() -> str:
 
 
 def split_invariant_build() -> bool:
-    """True when llama.cpp was built without llamafile's tinyBLAS (GGML_LLAMAFILE=OFF, as ./dev builds it).
+    """True when llama.cpp's CPU matmul sums a token's row the same way whatever the batch size: llamafile's
+    tinyBLAS carries llama_patches/ (as ./dev builds it: "LLAMAFILE_EXACT_GEMV = 1", and the patch's
+    GGML_LLAMAFILE_EXACT_GEMV switch is not set to 0), or tinyBLAS is built out (GGML_LLAMAFILE=OFF). Stock
     tinyBLAS takes batches of 2+ tokens and leaves 1-token batches to ggml's own kernels, which sum in another
     order: a prompt's logits then depend on how it was split into llama_decode calls."""
-    return "LLAMAFILE = 1" not in _system_info()
+    info = _system_info()
+    return "LLAMAFILE = 1" not in info or "LLAMAFILE_EXACT_GEMV = 1" in info
 
 
 KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "f32": 0}  # ggml type ids (f32: a high-precision reference)
@@ -176,8 +179,8 @@ class Model:
             repack_weights = numerics == "fast" and not amx_crash
         if repack_weights and amx_crash:
             raise ValueError("repack_weights=True: llama.cpp's AMX repacked kernels crash in a build without "
-                             "llamafile (GGML_LLAMAFILE=OFF, as ./dev builds it); use a default llama-cpp-python "
-                             "build for repacked weights")
+                             "llamafile (GGML_LLAMAFILE=OFF); use a build with llamafile (./dev builds one) for "
+                             "repacked weights")
         mparams.use_extra_bufts = repack_weights
         self.repack_weights = repack_weights
         with _capturing_log() as log:

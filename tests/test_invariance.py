@@ -32,6 +32,15 @@ def fresh(any_engine, **options):
 
 # ---- backend: raw logits rows --------------------------------------------------------------------------------
 
+def test_llama_cpp_build_is_split_invariant():
+    """./dev builds llama-cpp-python with llamafile's tinyBLAS and llama_patches/; with stock tinyBLAS a prompt
+    split so that its last piece is one token gave logits 0.41 apart on SmolLM2 (and every invariance test
+    below would fail)."""
+    from engine.model import split_invariant_build
+
+    assert split_invariant_build()
+
+
 def test_the_runtime_check_finds_this_build_batch_invariant(any_engine):
     """Engine.batch_invariant is measured at load (one call vs token by token vs beside another sequence), not
     read from build flags: on the ./dev build with numerics="exact" it is true for every weight type. (With
