@@ -70,16 +70,19 @@ def logprobs(model: Model, tokens: list[int]) -> np.ndarray:
     return logits[np.arange(len(tokens) - 1), tokens[1:]] - lse
 
 
+ACCURACY_THREADS = 1  # any count gives the same figures here; one keeps a busy machine's barriers cheap
+
+
 def accuracy(name: str) -> list[tuple[str, float, float]]:
     served = str(load_registry()[1][name].path)
     f32 = str(build_typed_model(name, "f32"))
-    with Model(f32, n_ctx=1024, n_threads=THREADS, n_seq_max=1, kv_cache_type="f32") as m:
+    with Model(f32, n_ctx=1024, n_threads=ACCURACY_THREADS, n_seq_max=1, kv_cache_type="f32") as m:
         tokens = m.tokenize(TEXT)
         ref = logprobs(m, tokens)
     rows = []
     for label, path in (("served", served), ("f32 weights", f32)):
         for flash in (False, True):
-            with Model(path, n_ctx=1024, n_threads=THREADS, n_seq_max=1, flash_attn=flash) as m:
+            with Model(path, n_ctx=1024, n_threads=ACCURACY_THREADS, n_seq_max=1, flash_attn=flash) as m:
                 d = np.abs(logprobs(m, tokens) - ref)
             rows.append((f"{label}, F16 KV, flash {'on' if flash else 'off'}", float(d.mean()), float(d.max())))
     print(f"{name}: {len(tokens)} tokens", file=sys.stderr)
@@ -132,7 +135,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--skip-speed", action="store_true")
     args = p.parse_args()
-    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
     print("\n| model | setting | mean abs dlogprob vs F32 reference | max |\n|---|---|---|---|")
     for name in args.models.split(","):
         for label, mean, mx in accuracy(name):

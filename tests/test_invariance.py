@@ -132,6 +132,7 @@ def test_two_prompts_in_one_request_equal_each_alone(any_engine):
     assert both[2:] == alone[1]
 
 
+@registry_models_only
 @pytest.mark.parametrize("request_", [
     dict(prompt=["Once upon a time", "The capital of France is"], n=2),
     dict(prompt=["Once upon a time", "The capital of France is", "def add(a, b):"], n=3),
@@ -179,6 +180,7 @@ def _count_decoded(model):
     return calls, original
 
 
+@registry_models_only
 @pytest.mark.parametrize("context", [
     "Question: what is the capital of France? Answer:",
     LONG_PREFIX + "\nQuestion: which box holds 21 marbles? Answer:",
@@ -213,6 +215,7 @@ def _shared(a, b):
     return n
 
 
+@registry_models_only
 def test_continuing_a_conversation_reuses_what_choice_0_generated(any_engine):
     context = "Question: what is the capital of France? Answer:"
     any_engine.reset_prefix_cache()
