@@ -154,6 +154,7 @@ def test_choice_j_same_whether_n_is_1_or_4(any_engine):
     assert len({c["text"] for c in four["choices"]}) > 1
 
 
+@registry_models_only
 def test_chunked_prefill_equals_one_shot_prefill(any_engine):
     """Echo scoring prefills in 256-token chunks, a plain request in one call: the generated part is the same
     bits either way, here for a prompt longer than llama.cpp's 512-token micro-batch."""
