@@ -68,7 +68,9 @@ class StockSide:
             self.llm_all = self.llama_cpp.Llama(self.path, n_ctx=640, n_threads=THREADS, n_threads_batch=THREADS,
                                                 logits_all=True, verbose=False)
         self.llm_all.reset()
-        return self.llm_all.create_completion(prompt, max_tokens=1, echo=True, logprobs=1, temperature=0)
+        # Llama's echo fails on a token-list prompt (it adds the list to a str): give it the text
+        text = self.llm.detokenize(prompt[1:] if prompt[:1] == [self.llm.token_bos()] else prompt).decode()
+        return self.llm_all.create_completion(text, max_tokens=1, echo=True, logprobs=1, temperature=0)
 
     def first_chunk(self, prompt: list[int]) -> None:
         self.llm.reset()

@@ -76,6 +76,11 @@ _process_numerics: str | None = None
 _numerics_lock = threading.Lock()
 
 
+def _check_numerics(numerics: str) -> None:
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}, got {numerics!r}")
+
+
 def _claim_numerics(numerics: str) -> None:
     """Set ggml's kernel switches for `numerics`, before the process's first context.
 
@@ -87,8 +92,7 @@ def _claim_numerics(numerics: str) -> None:
     first one's numerics. A value the user set in the environment is kept (Engine.batch_invariant says
     what it did)."""
     global _process_numerics
-    if numerics not in NUMERICS:
-        raise ValueError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}, got {numerics!r}")
+    _check_numerics(numerics)
     with _numerics_lock:
         if _process_numerics is None:
             if numerics == "exact":
@@ -160,9 +164,10 @@ class Model:
     ):
         global _verbose_logging
         self.path = Path(path)
-        _claim_numerics(numerics)
-        self.numerics = numerics
+        _check_numerics(numerics)
         check_gguf_file(self.path)
+        _claim_numerics(numerics)  # a file that is not a model claims nothing
+        self.numerics = numerics
         _verbose_logging = verbose
         _ensure_backend()
         self._model = None
@@ -279,7 +284,8 @@ class Model:
         call, token by token, and token by token beside another sequence's tokens, must be the same bits.
         The list is long enough (10+ tokens) to reach every CPU path that depends on the batch size
         (llamafile's tinyBLAS takes 2+ rows, the tiled K-quant matmul 8+). It runs in a small context of
-        its own with this model's settings, so no KV cell of the engine's context is touched; ~0.1-0.5 s."""
+        its own with this model's settings, so no KV cell of the engine's context is touched. Cost: 25 small
+        decodes (one of 12 tokens, 12 of one, 12 of two)."""
         tokens = self.tokenize(self.PROBE_TEXT)[:12]
         other = self.tokenize(self.PROBE_OTHER)[:len(tokens)]
         n = min(len(tokens), len(other))

@@ -141,6 +141,7 @@ def test_two_prompts_in_one_request_equal_each_alone(any_engine):
     assert both[2:] == alone[1]
 
 
+@registry_models_only
 @pytest.mark.parametrize("request_", [
     dict(prompt=["Once upon a time", "The capital of France is"], n=2),
     dict(prompt=["Once upon a time", "The capital of France is", "def add(a, b):"], n=3),
@@ -162,6 +163,7 @@ def test_choice_j_same_whether_n_is_1_or_4(any_engine):
     assert len({c["text"] for c in four["choices"]}) > 1
 
 
+@registry_models_only
 def test_chunked_prefill_equals_one_shot_prefill(any_engine):
     """Echo scoring prefills in 256-token chunks, a plain request in one call: the generated part is the same
     bits either way, here for a prompt longer than llama.cpp's 512-token micro-batch."""
@@ -188,6 +190,7 @@ def _count_decoded(model):
     return calls, original
 
 
+@registry_models_only
 @pytest.mark.parametrize("context", [
     "Question: what is the capital of France? Answer:",
     LONG_PREFIX + "\nQuestion: which box holds 21 marbles? Answer:",
@@ -222,6 +225,7 @@ def _shared(a, b):
     return n
 
 
+@registry_models_only
 def test_continuing_a_conversation_reuses_what_choice_0_generated(any_engine):
     context = "Question: what is the capital of France? Answer:"
     any_engine.reset_prefix_cache()
