@@ -5,7 +5,7 @@ Run: ./dev bench -k numerics -s      (the tables are printed; figures are report
 - ours vs stock: benchmarks/stock_compare.py, each contender in its own process, alternated (one round per
   type here; the script itself takes --rounds). Needs a stock venv: `python -m venv
   ~/.cache/sampling-engine/stock-venv && ~/.cache/sampling-engine/stock-venv/bin/pip install
-  llama-cpp-python==0.3.36` (skipped without one). Goals (docs/performance.md): prefill >= 0.95x stock,
+  llama-cpp-python==0.3.36` (skipped without one). Goals (docs/numerics.md): prefill >= 0.95x stock,
   decode >= 0.97x stock.
 - k tokens of one sequence per llama_decode (k = 1, 2, 4, 8; all k rows' logits, as speculative decoding's
   verification needs), in this process on the engine's own model, relative to k = 1, rounds alternated.
