@@ -38,7 +38,10 @@ PASSAGE = (
     "the cafes lit their lamps, and the whole town gathered to share the news of the day before the long "
     "night fell over the cliffs and the quiet fields beyond them."
 )
-COPY = f"Copy the following paragraph exactly.\n\nParagraph:\n{PASSAGE}\n\nCopy:\n"
+# one worked example first: the small registry models then copy rather than paraphrase
+COPY = ("Copy each paragraph exactly.\n\nParagraph:\nThe cat sat on the mat and watched the rain.\n\n"
+        "Copy:\nThe cat sat on the mat and watched the rain.\n\n"
+        f"Paragraph:\n{PASSAGE}\n\nCopy:\n")
 RECORD = json.dumps({"id": 48213, "customer": {"name": "Margaret Holloway", "email": "m.holloway@example.org",
                                                "city": "Edinburgh", "country": "United Kingdom"},
                      "order": {"items": ["walking boots", "wool socks", "rain jacket"], "total": 214.5,
