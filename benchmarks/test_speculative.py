@@ -165,7 +165,7 @@ def test_table(capsys):
                      f"{_fmt(r['mean_accepted'], '.1f')} |")
     text = "\n".join(lines)
     OUT.mkdir(exist_ok=True)
-    stem = OUT / f"speculative_{MODEL}"
+    stem = OUT / f"speculative_{MODEL}{os.environ.get('SPEC_BENCH_TAG', '')}"
     stem.with_suffix(".md").write_text(text + "\n")
     stem.with_suffix(".json").write_text(json.dumps({"header": header, "results": RESULTS}, indent=2) + "\n")
     try:
