@@ -38,7 +38,10 @@ PASSAGE = (
     "the cafes lit their lamps, and the whole town gathered to share the news of the day before the long "
     "night fell over the cliffs and the quiet fields beyond them."
 )
-COPY = f"Copy the following paragraph exactly.\n\nParagraph:\n{PASSAGE}\n\nCopy:\n"
+# one worked example first: the small registry models then copy rather than paraphrase
+COPY = ("Copy each paragraph exactly.\n\nParagraph:\nThe cat sat on the mat and watched the rain.\n\n"
+        "Copy:\nThe cat sat on the mat and watched the rain.\n\n"
+        f"Paragraph:\n{PASSAGE}\n\nCopy:\n")
 RECORD = json.dumps({"id": 48213, "customer": {"name": "Margaret Holloway", "email": "m.holloway@example.org",
                                                "city": "Edinburgh", "country": "United Kingdom"},
                      "order": {"items": ["walking boots", "wool socks", "rain jacket"], "total": 214.5,
@@ -63,13 +66,13 @@ CODE = (f"{CODE_SRC}\n# Rewrite the function above with the variable `records` r
 STORY = "Write a short story about a dragon who is afraid of the dark.\n\nOnce upon a time,"
 
 WORKLOADS = {  # name: (prompt, max_tokens, temperature)
-    "copy T=0": (COPY, 256, 0.0),
-    "copy T=0.7": (COPY, 256, 0.7),
-    "json T=0": (EXTRACT, 128, 0.0),
-    "json T=0.7": (EXTRACT, 128, 0.7),
-    "code edit T=0": (CODE, 160, 0.0),
-    "code edit T=0.7": (CODE, 160, 0.7),
-    "free text T=1": (STORY, 160, 1.0),
+    "copy T=0": (COPY, 200, 0.0),
+    "copy T=0.7": (COPY, 200, 0.7),
+    "json T=0": (EXTRACT, 96, 0.0),
+    "json T=0.7": (EXTRACT, 96, 0.7),
+    "code edit T=0": (CODE, 120, 0.0),
+    "code edit T=0.7": (CODE, 120, 0.7),
+    "free text T=1": (STORY, 120, 1.0),
 }
 GOALS = {"copy T=0": 1.5, "free text T=1": 0.97, "8 concurrent copy T=0": 1.0}
 
@@ -140,7 +143,7 @@ def test_workload(benchmark, engines, name):
 def test_eight_concurrent_copies(benchmark, engines):
     benchmark.group = "speculative 8 concurrent copy"
     _alternate(benchmark, "8 concurrent copy T=0", engines,
-               lambda r: [dict(_request("copy T=0", 0), max_tokens=128) for _ in range(8)])
+               lambda r: [dict(_request("copy T=0", 0), max_tokens=64) for _ in range(8)])
 
 
 def _fmt(v, spec=".2f"):
@@ -162,7 +165,7 @@ def test_table(capsys):
                      f"{_fmt(r['mean_accepted'], '.1f')} |")
     text = "\n".join(lines)
     OUT.mkdir(exist_ok=True)
-    stem = OUT / f"speculative_{MODEL}"
+    stem = OUT / f"speculative_{MODEL}{os.environ.get('SPEC_BENCH_TAG', '')}"
     stem.with_suffix(".md").write_text(text + "\n")
     stem.with_suffix(".json").write_text(json.dumps({"header": header, "results": RESULTS}, indent=2) + "\n")
     try:

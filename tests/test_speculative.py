@@ -16,7 +16,7 @@ import pytest
 from engine import Engine
 from engine.speculative import NgramDrafter, Speculation, parse_speculation
 
-from .conftest import assert_no_sequences
+from .conftest import assert_no_sequences, registry_models_only
 
 PASSAGE = ("The lighthouse keeper climbed the spiral stairs every evening at dusk. He wound the clockwork, "
            "trimmed the wick, and polished the great lens until it shone. Ships passing the rocky cape "
@@ -185,6 +185,7 @@ CASES = ["greedy", "sampled", "penalties", "logit_bias", "logprobs", "stop", "ma
          "echo", "prompts"]
 
 
+@registry_models_only
 @pytest.mark.parametrize("case", CASES)
 def test_speculation_gives_the_same_bytes(pair, case):
     off, spec = pair
@@ -204,6 +205,7 @@ def test_speculation_gives_the_same_bytes(pair, case):
         assert seen["adaptive"]["drafted"] > 0 and seen["adaptive"]["accepted"] > 0
 
 
+@registry_models_only
 @pytest.mark.parametrize("case", ["greedy", "sampled", "logprobs", "n3", "echo"])
 def test_streams_concatenate_to_the_same_text(pair, case):
     off, spec = pair
@@ -211,6 +213,7 @@ def test_streams_concatenate_to_the_same_text(pair, case):
     check_case(off, spec, request, drafters=("forced", "right-then-wrong"))
 
 
+@registry_models_only
 def test_adaptive_prompt_lookup_drafts_and_accepts_on_a_copy(pair):
     """The default drafter on a copying prompt: drafts are sent and mostly accepted, and the bytes agree."""
     off, spec = pair
@@ -220,6 +223,7 @@ def test_adaptive_prompt_lookup_drafts_and_accepts_on_a_copy(pair):
     assert seen["adaptive"]["accepted"] >= seen["adaptive"]["drafted"] // 2
 
 
+@registry_models_only
 def test_eight_concurrent_requests(pair):
     off, spec = pair
     c = cases(spec.model)
@@ -270,3 +274,18 @@ def test_ngram_drafter_proposes_what_followed_the_latest_match():
     assert d.propose(8) == ([4, 9, 1, 2, 3], 3)  # runs up to the sequence's end
     d.push(7)
     assert d.propose(4) == ([], 0)  # 7 never occurred before: no draft
+
+
+@pytest.mark.parametrize("command", [["complete", "hi"], ["serve"]])
+@pytest.mark.parametrize("flags, message", [
+    (["--speculative", "ngram"], "speculative must be one of 'prompt-lookup'"),
+    (["--speculative", "prompt-lookup", "--draft-max", "40"], "draft-max must be an integer in 1..32, got 40"),
+])
+def test_bad_flags_exit_2_before_the_model_loads(capsys, command, flags, message):
+    from engine.cli import main
+
+    if command == ["serve"]:
+        pytest.importorskip("uvicorn")
+    assert main(command + flags + ["--model", "/nonexistent/model.gguf"]) == 2
+    err = capsys.readouterr().err
+    assert message in err.replace("_", "-") and err.startswith("error: ") and "Traceback" not in err
