@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engine.model import Model, _system_info
-from tests.quantized_models import quantized_model
+from engine.typed_models import build_typed_model as quantized_model
 
 PROMPT = "The quick brown fox jumps over the lazy dog near the quiet river bank"
 OTHER = "In a galaxy far away, a small ship"
