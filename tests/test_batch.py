@@ -146,3 +146,16 @@ def test_command_refuses_duplicates_and_a_non_empty_output(tmp_path):
     assert out.read_text() == "something\n"
     r = run_cli(str(src), str(out), "--quiet", "--resume")  # not one of our outputs: refused, kept
     assert r.returncode == 2 and out.read_text() == "something\n"
+
+
+def test_ray_options_without_ray_say_how_to_install(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from engine.cli import main
+
+    src = write(tmp_path / "in.jsonl", seeded_lines(1))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert main(["batch", str(src), str(tmp_path / "o.jsonl"), "--ray"]) == 2
+    assert "pip install 'sampling-engine[ray]'" in capsys.readouterr().err
+    assert main(["batch", str(src), str(tmp_path / "o.jsonl"), "--ray-output-dir"]) == 2
+    assert "--ray-output-dir needs --ray" in capsys.readouterr().err
