@@ -55,7 +55,6 @@ def test_order_is_kept_when_later_lines_finish_first(engine):
     lines = [line("slow", {"prompt": "Once upon a time", "max_tokens": 48, "seed": 1,
                            "logit_bias": {str(t): -100 for t in (0, 1, 2)}})]
     lines += [line(f"fast-{i}", {"prompt": f"{i}", "max_tokens": 1, "seed": i}) for i in range(6)]
-    finished_first = []
     gen = engine.run_batch(lines, window=8)
     first = next(gen)
     # by the time the slow head is done, every fast line behind it has finished too (they were in flight)
