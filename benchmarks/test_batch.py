@@ -30,7 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 PROMPTS = ["Once upon a time", "The history of the printing press began",
            "def quicksort(items):\n    ", "Q: What is the boiling point of water?\nA:",
            "Dear hiring manager, I am writing to apply for", "1, 1, 2, 3, 5, 8,"]
+ROUNDS = int(os.environ.get("BATCH_BENCH_ROUNDS", "2"))
 TABLE: list[tuple[str, str]] = []
+
+
+def _row(item: tuple[str, str]) -> None:
+    name, value = item
+    TABLE.append(item)
+    print(f"\n| {name} | {value} |", flush=True)  # as it comes: a long run cut short still reports
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +100,14 @@ def test_batch_file_job_vs_in_process_concurrency(benchmark, engine, tmp_path):
     def run():
         _file_job(engine, _input(tmp_path, bodies[:WINDOW]), out)  # warm-up: both paths, every slot
         job, conc = [], []
-        for _ in range(2):  # alternated
+        for _ in range(ROUNDS):  # alternated
             job.append(_file_job(engine, src, out))
             conc.append(_in_process(engine, bodies, WINDOW))
         return min(job), min(conc)
     load_before = _load()
     job_s, conc_s = benchmark.pedantic(run, rounds=1, iterations=1)
     tokens = N_LINES * N_TOKENS
-    TABLE.append((f"batch file job vs {WINDOW} in-process threads, {N_LINES} lines x {N_TOKENS} tokens (T=1): "
+    _row((f"batch file job vs {WINDOW} in-process threads, {N_LINES} lines x {N_TOKENS} tokens (T=1): "
                   f"throughput ratio", f"{conc_s / job_s:.3f}x ({tokens / job_s:.1f} vs {tokens / conc_s:.1f} tok/s; "
                                        f"load {load_before} -> {_load()})"))
 
@@ -133,11 +140,11 @@ def test_ray_two_replicas_one_thread_vs_local_two_threads(benchmark, engine, tmp
         return local_s, ray_s, local_err.strip().splitlines()[-1], ray_err.strip().splitlines()[-1]
     load_before = _load()
     local_s, ray_s, local_sum, ray_sum = benchmark.pedantic(run, rounds=1, iterations=1)
-    TABLE.append((f"--ray 2 replicas x 1 thread vs local 2 threads, {N_LINES} lines, whole command (start, load, "
+    _row((f"--ray 2 replicas x 1 thread vs local 2 threads, {N_LINES} lines, whole command (start, load, "
                   f"run): time ratio local/ray", f"{local_s / ray_s:.2f}x ({local_s:.1f} vs {ray_s:.1f} s; load "
                                                  f"{load_before} -> {_load()}; same bytes)"))
-    TABLE.append(("  local summary", local_sum))
-    TABLE.append(("  ray summary", ray_sum))
+    _row(("  local summary", local_sum))
+    _row(("  ray summary", ray_sum))
 
 
 @pytest.mark.parametrize("n", [10_000, 100_000])
@@ -152,7 +159,7 @@ def test_peak_rss_on_a_long_cheap_input(benchmark, tmp_path, n):
     out = tmp_path / "out.jsonl"
     wall, err, rss = benchmark.pedantic(lambda: _cli(str(src), str(out), "--overwrite", "--quiet", "--n-ctx", "512"),
                                         rounds=1, iterations=1)
-    TABLE.append((f"peak RSS of `batch` on {n:,} lines", f"{rss / 2 ** 20:.0f} MiB ({wall:.0f} s, load {_load()})"))
+    _row((f"peak RSS of `batch` on {n:,} lines", f"{rss / 2 ** 20:.0f} MiB ({wall:.0f} s, load {_load()})"))
 
 
 def test_zz_print_table():

@@ -55,7 +55,6 @@ def test_order_is_kept_when_later_lines_finish_first(engine):
     lines = [line("slow", {"prompt": "Once upon a time", "max_tokens": 48, "seed": 1,
                            "logit_bias": {str(t): -100 for t in (0, 1, 2)}})]
     lines += [line(f"fast-{i}", {"prompt": f"{i}", "max_tokens": 1, "seed": i}) for i in range(6)]
-    finished_first = []
     gen = engine.run_batch(lines, window=8)
     first = next(gen)
     # by the time the slow head is done, every fast line behind it has finished too (they were in flight)
@@ -146,3 +145,16 @@ def test_command_refuses_duplicates_and_a_non_empty_output(tmp_path):
     assert out.read_text() == "something\n"
     r = run_cli(str(src), str(out), "--quiet", "--resume")  # not one of our outputs: refused, kept
     assert r.returncode == 2 and out.read_text() == "something\n"
+
+
+def test_ray_options_without_ray_say_how_to_install(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from engine.cli import main
+
+    src = write(tmp_path / "in.jsonl", seeded_lines(1))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert main(["batch", str(src), str(tmp_path / "o.jsonl"), "--ray"]) == 2
+    assert "pip install 'sampling-engine[ray]'" in capsys.readouterr().err
+    assert main(["batch", str(src), str(tmp_path / "o.jsonl"), "--ray-output-dir"]) == 2
+    assert "--ray-output-dir needs --ray" in capsys.readouterr().err

@@ -9,6 +9,7 @@ restarted by Ray and its block runs again: seeded requests give the same bytes t
 """
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 
@@ -88,7 +89,11 @@ def run_ray(files: JobFiles, model, engine_kw: dict, address: str | None, replic
     from .cluster import connect
 
     progress = Progress(files.scan.lines, files.done, quiet)
-    with connect(address) as cluster:
+    # A local cluster gets room for every replica asked for (oversubscribing the cores is the user's choice);
+    # otherwise a fixed pool that does not fit would wait for CPUs forever.
+    local_kw = {} if address is not None else {
+        "num_cpus": max(os.cpu_count() or 1, replicas * (engine_kw.get("n_threads") or 1))}
+    with connect(address, **local_kw) as cluster:
         if not quiet:
             where = "a local loopback Ray (token auth)" if cluster.started else f"Ray at {cluster.address}"
             print(f"batch: {len(files.scan.blocks)} blocks on {replicas} replicas, {where}", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from pathlib import Path
 
 TOKEN_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
@@ -146,12 +145,3 @@ def _reset_token_cache() -> None:
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
 
-
-def wait_for_nodes(timeout: float = 60.0) -> None:
-    import ray
-
-    deadline = time.monotonic() + timeout
-    while not any(n.get("Alive") for n in ray.nodes()):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the Ray node did not come up")
-        time.sleep(0.2)
