@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from .conftest import registry_models_only
 from .test_conformance import raw_logprobs
 
 # (context, continuation) whose greedy next token is end-of-generation, per model (checked below)
@@ -33,6 +34,7 @@ def reference(engine, tokens: list[int]) -> np.ndarray:
     return engine.loop.call(lambda: raw_logprobs(engine.model, tokens))
 
 
+@registry_models_only
 def test_echo_max_tokens_1_ending_on_end_of_generation_has_one_entry_per_token(any_engine):
     engine = any_engine
     tokens, ctxlen = lm_eval_shape(engine, *ENDS_AFTER[engine.model_id])
@@ -57,6 +59,7 @@ def test_echo_max_tokens_1_ending_on_end_of_generation_has_one_entry_per_token(a
     assert r["usage"]["completion_tokens"] == 1
 
 
+@registry_models_only
 def test_a_stream_ending_on_end_of_generation_carries_the_entry_in_its_last_chunk(any_engine):
     engine = any_engine
     tokens, _ = lm_eval_shape(engine, *ENDS_AFTER[engine.model_id])
