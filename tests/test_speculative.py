@@ -135,7 +135,7 @@ def cases(model):
         "logprobs": dict(prompt=CODE, max_tokens=40, temperature=0.5, seed=11, logprobs=5),
         "stop": dict(prompt=COPY, max_tokens=48, temperature=0, stop=["clockwork", "great"], logprobs=1),
         "max_tokens": dict(prompt=COPY, max_tokens=5, temperature=0),
-        "eog": dict(prompt=COPY, max_tokens=40, temperature=1.0, seed=2, logit_bias={str(eos): 4.0}, logprobs=2),
+        "eog": dict(prompt=COPY, max_tokens=40, temperature=1.0, seed=3, logit_bias={str(eos): 4.0}, logprobs=2),
         "n3": dict(prompt=COPY, max_tokens=24, temperature=0.9, seed=13, n=3, logprobs=1),
         "best_of": dict(prompt=RECORD, max_tokens=24, temperature=0.9, seed=17, best_of=3),
         "echo": dict(prompt=CODE, max_tokens=24, temperature=0, echo=True, logprobs=2),
