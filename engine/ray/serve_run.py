@@ -11,9 +11,8 @@ import sys
 import threading
 import time
 
-from ..server.config import ServerConfig
 from ..server.logs import LOGGER, setup_logging
-from ..server.run import exposure_warning
+from ..server.run import config_from_args, engine_kwargs, exposure_warning
 from .serve_app import APP_NAME, build
 
 
@@ -25,22 +24,13 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def engine_kwargs(args) -> dict:
-    return dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
-                max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights,
-                verbose=args.verbose, aliases=tuple(args.alias or ()), lazy_slots=False)
-
-
 def serve_on_ray(args) -> int:
     from ray import serve
 
     from .cluster import connect
 
     setup_logging()
-    config = ServerConfig(api_key=args.api_key or None, max_body_bytes=args.max_body_bytes,
-                          max_prompts=args.max_prompts, max_sequences=args.max_sequences,
-                          log_prompts=args.log_prompts, cors_origins=tuple(args.cors_origin or ()),
-                          shutdown_timeout_s=args.shutdown_timeout)
+    config = config_from_args(args)
     port = args.port or free_port(args.host)
     warning = exposure_warning(args.host, config.api_key)
     if warning:

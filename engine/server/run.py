@@ -3,7 +3,6 @@ requests finish for up to --shutdown-timeout seconds (then cancel them), close t
 from __future__ import annotations
 
 import contextlib
-import inspect
 import ipaddress
 import signal
 import socket
@@ -89,14 +88,28 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def config_from_args(args) -> ServerConfig:
+    """The server's limits and key from `serve`'s options (one process, or every Ray Serve replica)."""
+    return ServerConfig(api_key=args.api_key or None, max_body_bytes=args.max_body_bytes,
+                        max_prompts=args.max_prompts, max_sequences=args.max_sequences,
+                        log_prompts=args.log_prompts, cors_origins=tuple(args.cors_origin or ()),
+                        shutdown_timeout_s=args.shutdown_timeout)
+
+
+def engine_kwargs(args) -> dict:
+    """Engine options from `serve`'s options; a server holds every slot from the start (no re-creation under
+    load)."""
+    return dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
+                max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights or None,
+                numerics=args.numerics, verbose=args.verbose, aliases=tuple(args.alias or ()),
+                speculative=args.speculative, draft_max=args.draft_max, lazy_slots=False)
+
+
 def serve(args) -> int:
     from ..api import Engine
 
     setup_logging()
-    config = ServerConfig(api_key=args.api_key or None, max_body_bytes=args.max_body_bytes,
-                          max_prompts=args.max_prompts, max_sequences=args.max_sequences,
-                          log_prompts=args.log_prompts, cors_origins=tuple(args.cors_origin or ()),
-                          shutdown_timeout_s=args.shutdown_timeout)
+    config = config_from_args(args)
     try:
         sock = bind(args.host, args.port)
     except OSError as e:
@@ -105,12 +118,7 @@ def serve(args) -> int:
     warning = exposure_warning(sock.getsockname()[0], config.api_key)
     if warning:
         LOGGER.warning(warning)
-    kwargs = dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
-                  max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights or None,
-                  numerics=args.numerics, verbose=args.verbose, aliases=tuple(args.alias or ()),
-                  speculative=args.speculative, draft_max=args.draft_max)
-    if "lazy_slots" in inspect.signature(Engine).parameters:
-        kwargs["lazy_slots"] = False  # a server holds every slot from the start: no re-creation under load
+    kwargs = engine_kwargs(args)
     try:
         engine = Engine(args.model, **kwargs)
     except BaseException:
