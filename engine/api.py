@@ -64,22 +64,25 @@ class Engine:
         self.aliases = frozenset({self.model_id, str(path), path.name, *aliases})
         self.formatter = LogprobFormatter(self.model.token_name_bytes)
         try:
-            # numerics="exact" promises it, "fast" gives it up: either way, measure what this build does
-            self._batch_invariant = self.model.check_batch_invariance()
-        except BaseException:
-            self.model.close()
-            raise
-        if not self._batch_invariant:
-            warn_not_batch_invariant(self.model_id, self.model.numerics)
-        self.system_fingerprint = fingerprint(engine_inputs(self.model, path, self._batch_invariant,
-                                                            self.model.numerics))
-        try:
             self.loop = EngineLoop(self.model, prefix_cache=prefix_cache, step_tokens=step_tokens,
                                    max_queue=max_queue, sample_threads=sample_threads, max_slots=n_seq_max,
                                    speculation=speculation)
         except BaseException:
             self.model.close()
             raise
+        try:
+            # numerics="exact" promises it, "fast" gives it up: either way, measure what this build does. On
+            # the loop thread, like every llama_decode: llama.cpp's CPU backend keeps an OpenMP thread team
+            # per calling thread, and a second team made every later decode step 1.6x slower on 2 cores.
+            self._batch_invariant = self.loop.call(self.model.check_batch_invariance)
+        except BaseException:
+            self.loop.close()
+            self.model.close()
+            raise
+        if not self._batch_invariant:
+            warn_not_batch_invariant(self.model_id, self.model.numerics)
+        self.system_fingerprint = fingerprint(engine_inputs(self.model, path, self._batch_invariant,
+                                                            self.model.numerics))
         # acreate_completion validates and tokenizes here, off the event loop. One thread, started now, so
         # that the process's thread count does not move with requests (the server's tests check it).
         self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix="engine-prepare")

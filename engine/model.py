@@ -224,6 +224,7 @@ class Model:
         self._piece_cache: dict[int, bytes] = {}  # filled from any thread; a dict store is atomic
         self._batch_capacity = 0
         self._grow_batch(512)
+        self.decode_threads: set[int] = set()  # idents of the threads that called decode
 
     # ---- context --------------------------------------------------------------------------------
 
@@ -390,6 +391,7 @@ class Model:
         self._b_seq[:n] = seq_ids
         self._b_logits[:n] = want_logits
         self._batch.n_tokens = n
+        self.decode_threads.add(threading.get_ident())  # one is the rule (EngineLoop.call): tests check it
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed with code {rc} (1 = no KV-cache space for the batch)")
