@@ -14,7 +14,7 @@ import time
 from engine.model import Model
 from engine.registry import load_registry
 
-KS = list(range(1, 17))
+KS = list(range(1, 17)) + [20, 24, 32]
 
 
 def measure(name: str, rounds: int = 15) -> dict[int, float]:

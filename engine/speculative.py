@@ -7,7 +7,7 @@ step), penalties counting the tokens before): drafts are accepted while the samp
 sample that differs is the next token. So the output is the bytes speculation off gives (engine/loop.py).
 
 How many drafts a step carries is a cost decision: on a CPU, k tokens of one sequence cost more than one
-(measured 1.39x for 2, 2.06x for 4, 4.8x for 8 on SmolLM2), so drafts pay only when they are likely right.
+(measured 1.78x for 2, 2.67x for 4, 4.17x for 8 on SmolLM2), so drafts pay only when they are likely right.
 Each sequence keeps an estimate of how often its drafts are right, per n-gram size (updated from every step:
 a draft that was not sent is still checked against the token that came), and the step adds draft tokens,
 likeliest first, while they raise the expected tokens per unit of step cost.
@@ -20,8 +20,8 @@ from typing import Callable
 SPECULATIVE_MODES = ("prompt-lookup",)
 DRAFT_MAX_RANGE = (1, 32)
 NGRAM_RANGE = (1, 8)
-# Acceptance assumed before any of a sequence's drafts were checked: just under what one draft token needs to pay
-# on a CPU (1.39x for 2 tokens), so a sequence drafts only once its unsent proposals were seen to come true
+# Acceptance assumed before any of a sequence's drafts were checked: well under what drafts need to pay on a CPU
+# (0.75 and up: 2.67x for 4 tokens), so a sequence drafts only once its unsent proposals were seen to come true
 # (free text then wastes no steps on guesses; a copy starts drafting after a hit or two).
 _PRIOR = 0.35
 _RATE = 0.2  # weight of the newest check in the running estimate
@@ -126,10 +126,13 @@ class SequenceDrafts:
             self.drafter.push(t)
 
 
-# Cost of a llama_decode holding w tokens, relative to one token (CPU, measured on SmolLM2 and gemma-3 with
-# the engine's build: one sequence at a few hundred tokens of context). Beyond the table a token costs the
-# last step's increment. On a GPU a step of a few dozen tokens costs about what one does.
-CPU_STEP_COST = (1.0, 1.0, 1.39, 1.72, 2.06, 2.7, 3.3, 4.0, 4.8)
+# Cost of a llama_decode holding w tokens, relative to one token (CPU, 2 threads, all rows' logits, one sequence
+# at 400 tokens of context; `python benchmarks/spec_step_cost.py`, llamafile build, 2026-12-01). SmolLM2's
+# figures, the dearer of the two registry models at almost every w (gemma-3: 1.75 at 2, 2.13 at 4, 2.95 at 8,
+# 5.25 at 16). Beyond the table a token costs 0.4 (SmolLM2: 13.47 at 32). On a GPU a step of a few dozen tokens
+# costs about what one does.
+CPU_STEP_COST = (1.0, 1.0, 1.78, 2.28, 2.67, 3.30, 3.71, 4.17, 4.17, 4.59, 5.20, 5.44, 5.60, 6.08, 6.66, 7.08, 7.08)
+CPU_COST_PER_EXTRA_TOKEN = 0.4
 
 
 def step_cost(width: int, on_gpu: bool) -> float:
@@ -138,7 +141,7 @@ def step_cost(width: int, on_gpu: bool) -> float:
     table = CPU_STEP_COST
     if width < len(table):
         return table[width]
-    return table[-1] + (width - len(table) + 1) * (table[-1] - table[-2])
+    return table[-1] + (width - len(table) + 1) * CPU_COST_PER_EXTRA_TOKEN
 
 
 def choose_drafts(entries: list[tuple[object, SequenceDrafts, list[int]]], width: int, room: int, on_gpu: bool,
