@@ -33,3 +33,32 @@ def test_replica_counts_out_of_range_name_the_option(argv, message):
     pytest.importorskip("ray.serve")
     r = run_cli(["serve", "--ray", *argv], hide_ray=False)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def engine_deployment(argv: list[str]):
+    """The engine deployment of the application `serve --ray ARGV` would run (built, not started: no Ray)."""
+    pytest.importorskip("ray.serve")
+    from engine.cli import build_parser
+    from engine.ray import serve_app
+    from engine.server.run import config_from_args, engine_kwargs
+
+    args = build_parser().parse_args(["serve", "--ray", *argv])
+    app = serve_app.build(args, engine_kwargs(args), config_from_args(args))
+    return app._bound_deployment.init_args[0]._bound_deployment
+
+
+def test_min_max_replicas_autoscale_on_ongoing_requests_per_replica():
+    d = engine_deployment(["--min-replicas", "1", "--max-replicas", "3", "--slots", "4", "--n-threads", "2"])
+    auto = d._deployment_config.autoscaling_config
+    assert (auto.min_replicas, auto.initial_replicas, auto.max_replicas) == (1, 1, 3)
+    assert auto.target_ongoing_requests == 4  # a replica's slots: scale out once they are all busy
+    assert d.ray_actor_options["num_cpus"] == 2 and "num_gpus" not in d.ray_actor_options
+
+
+def test_fixed_replicas_hold_their_queue_and_a_gpu_each_when_offloading():
+    d = engine_deployment(["--replicas", "2", "--slots", "4", "--max-queue", "16", "--n-gpu-layers", "99"])
+    cfg = d._deployment_config
+    assert cfg.autoscaling_config is None and d.num_replicas == 2
+    # the engine queues --max-queue itself (503 past it), and Serve holds at most as many again (503 past that)
+    assert (cfg.max_ongoing_requests, cfg.max_queued_requests) == (4 + 16, 16)
+    assert d.ray_actor_options["num_gpus"] == 1
