@@ -77,11 +77,31 @@ WORKLOADS = {  # name: (prompt, max_tokens, temperature)
 GOALS = {"copy T=0": 1.5, "free text T=1": 0.97, "8 concurrent copy T=0": 1.0}
 
 
+class Contender:
+    """One engine, speculation on or off. Both contenders share one Engine, whose speculation is switched on its
+    loop thread between runs: two Engines in one process are two threads calling llama_decode, i.e. two OpenMP
+    teams, and on a 2-core machine they slow each other's every step (tests/test_decode_thread.py)."""
+
+    def __init__(self, engine: Engine, speculation):
+        self.engine, self.speculation = engine, speculation
+
+    def create_completion(self, **request):
+        return self.engine.create_completion(**request)
+
+    def switch_in(self) -> None:
+        sched = self.engine.loop.scheduler
+        self.engine.loop.call(lambda: setattr(sched, "speculation", self.speculation))
+
+    def spec_counts(self) -> dict:
+        loop = self.engine.loop
+        return loop.call(lambda: {"draft_runs": loop.spec_runs, "drafted": loop.spec_drafted,
+                                  "accepted": loop.spec_accepted})
+
+
 @pytest.fixture(scope="module")
 def engines():
-    kw = dict(n_ctx=2048, n_seq_max=8, lazy_slots=False)
-    with Engine(MODEL, **kw) as off, Engine(MODEL, speculative="prompt-lookup", **kw) as on:
-        yield off, on
+    with Engine(MODEL, n_ctx=2048, n_seq_max=8, lazy_slots=False, speculative="prompt-lookup") as engine:
+        yield Contender(engine, None), Contender(engine, engine.loop.scheduler.speculation)
 
 
 def _request(name, seed):
@@ -89,8 +109,9 @@ def _request(name, seed):
     return dict(prompt=prompt, max_tokens=max_tokens, temperature=temperature, seed=seed)
 
 
-def _run(engine, requests) -> tuple[float, int, str]:
+def _run(engine: Contender, requests) -> tuple[float, int, str]:
     """Wall time, completion tokens and the texts of `requests` run at once (threads)."""
+    engine.switch_in()
     out: list = [None] * len(requests)
 
     def go(i):
@@ -116,7 +137,7 @@ def _alternate(benchmark, label, engines, requests_for_round):
         _run(on, requests_for_round(-1))
         times = {"off": [], "on": []}
         tokens = 0
-        before = dict(on.stats()["speculative"])
+        before = on.spec_counts()
         for r in range(ROUNDS):
             order = (("off", off), ("on", on)) if r % 2 == 0 else (("on", on), ("off", off))
             texts = {}
@@ -124,7 +145,7 @@ def _alternate(benchmark, label, engines, requests_for_round):
                 wall, tokens, texts[name] = _run(engine, requests_for_round(r))
                 times[name].append(wall)
             assert texts["on"] == texts["off"], f"{label}: speculation changed the output"
-        after = on.stats()["speculative"]
+        after = on.spec_counts()
         seen = {k: after[k] - before[k] for k in after}
         off_s, on_s = statistics.median(times["off"]), statistics.median(times["on"])
         return {"tokens": tokens, "off_tok_s": tokens / off_s, "on_tok_s": tokens / on_s, "ratio": off_s / on_s,
