@@ -1,6 +1,7 @@
 """Ours vs a stock `pip install llama-cpp-python==0.3.36`, per weight type, each contender in its own process.
 
     python benchmarks/stock_compare.py --types smollm2-135m,smollm2-135m-q8_0 --rounds 3 [--patched-lib DIR]
+    python benchmarks/stock_compare.py --table runs.jsonl ...     # the table of earlier runs' --out files
 
 Contenders (one process each, alternated round by round, reversed every other round):
   ours     engine.Engine in this interpreter (the ./dev build, numerics="exact", prefix cache off)
@@ -190,7 +191,16 @@ def main() -> int:
     p.add_argument("--patched-lib", default=None, help="folder of the patched libllama/libggml (LLAMA_CPP_LIB_PATH)")
     p.add_argument("--fast", action="store_true", help="also ours with numerics='fast'")
     p.add_argument("--out", default=None, help="append the JSON lines here too")
+    p.add_argument("--table", nargs="+", metavar="JSONL", help="only print the table of earlier runs' --out files")
     args = p.parse_args()
+    if args.table:
+        rows = [json.loads(line) for f in args.table for line in open(f) if line.strip()]
+        results: dict = {}
+        for row in rows:
+            results.setdefault((row["type"], row["contender"]), []).append(row)
+        order = list(dict.fromkeys(r["contender"] for r in rows))
+        print_table(results, sorted(order, key=lambda c: c != "stock"), list(dict.fromkeys(r["type"] for r in rows)))
+        return 0
     if args.worker:
         print(json.dumps(run_worker(args.worker, args.model, args.reps)))
         return 0
