@@ -133,6 +133,10 @@ class SequenceDrafts:
 # costs about what one does.
 CPU_STEP_COST = (1.0, 1.0, 1.78, 2.28, 2.67, 3.30, 3.71, 4.17, 4.17, 4.59, 5.20, 5.44, 5.60, 6.08, 6.66, 7.08, 7.08)
 CPU_COST_PER_EXTRA_TOKEN = 0.4
+# On a CPU a step that already holds this many tokens carries no drafts. The cost of the next few rows past 8
+# differs by model more than drafts can win back (gemma-3: 2.95x at 8 tokens, 4.12x at 9; SmolLM2: 4.05x,
+# 4.59x): with the table above, 8 concurrent free-text requests on gemma-3 ran at 0.83x with drafts sent.
+CPU_MAX_WIDTH_FOR_DRAFTS = 4
 
 
 def step_cost(width: int, on_gpu: bool) -> float:
@@ -151,6 +155,8 @@ def choose_drafts(entries: list[tuple[object, SequenceDrafts, list[int]]], width
     may add. Adds the likeliest draft token next (a^i for the i-th of a sequence whose drafts are right with
     probability a) as long as that raises expected tokens per step cost. Returns {key: number of drafts}."""
     chosen: dict = {}
+    if adaptive and not on_gpu and width >= CPU_MAX_WIDTH_FOR_DRAFTS:
+        return chosen  # batching fills the machine already
     if not adaptive:
         for key, _, proposal in entries:
             n = min(len(proposal), room)

@@ -289,3 +289,17 @@ def test_bad_flags_exit_2_before_the_model_loads(capsys, command, flags, message
     assert main(command + flags + ["--model", "/nonexistent/model.gguf"]) == 2
     err = capsys.readouterr().err
     assert message in err.replace("_", "-") and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_a_wide_cpu_step_carries_no_drafts_and_a_narrow_one_carries_likely_ones():
+    from engine.speculative import CPU_MAX_WIDTH_FOR_DRAFTS, SequenceDrafts, choose_drafts
+
+    sure = SequenceDrafts(NgramDrafter([1, 2, 3, 1, 2], 1, 3), 3)
+    sure.accept = [1.0] * len(sure.accept)  # drafts of this sequence have always been right
+    proposal = sure.propose(4)
+    assert proposal == [3, 1, 2]
+    narrow = choose_drafts([("a", sure, proposal)], width=1, room=8, on_gpu=False)
+    assert narrow == {"a": 3}
+    wide = CPU_MAX_WIDTH_FOR_DRAFTS
+    assert choose_drafts([("a", sure, proposal)], width=wide, room=8, on_gpu=False) == {}
+    assert choose_drafts([("a", sure, proposal)], width=wide, room=8, on_gpu=True) == {"a": 3}
