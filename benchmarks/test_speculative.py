@@ -101,7 +101,9 @@ class Contender:
 @pytest.fixture(scope="module")
 def engines():
     with Engine(MODEL, n_ctx=2048, n_seq_max=8, lazy_slots=False, speculative="prompt-lookup") as engine:
-        yield Contender(engine, None), Contender(engine, engine.loop.scheduler.speculation)
+        # SPEC_BENCH_AA=1: both contenders off, an A/A run that shows the noise floor of the ratios
+        on = None if os.environ.get("SPEC_BENCH_AA") else engine.loop.scheduler.speculation
+        yield Contender(engine, None), Contender(engine, on)
 
 
 def _request(name, seed):
