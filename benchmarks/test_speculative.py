@@ -93,9 +93,9 @@ class Contender:
         self.engine.loop.call(lambda: setattr(sched, "speculation", self.speculation))
 
     def spec_counts(self) -> dict:
-        loop = self.engine.loop
-        return loop.call(lambda: {"draft_runs": loop.spec_runs, "drafted": loop.spec_drafted,
-                                  "accepted": loop.spec_accepted})
+        sched = self.engine.loop.scheduler
+        return self.engine.loop.call(lambda: {"draft_runs": sched.spec_runs, "drafted": sched.spec_drafted,
+                                              "accepted": sched.spec_accepted})
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.model import Model, _system_info  # noqa: E402
+from engine.model import Model  # noqa: E402
+from engine.numerics.process import system_info  # noqa: E402
 from engine.registry import load_registry  # noqa: E402
 from engine.typed_models import build_typed_model  # noqa: E402
 
@@ -24,6 +25,6 @@ verdicts = {}
 for p in paths:  # the numerics are claimed by the first model, before ggml reads its switches
     with Model(p, n_ctx=256, n_seq_max=1, n_threads=1, numerics=numerics) as m:
         verdicts[Path(p).name] = m.check_batch_invariance()
-info = _system_info()
+info = system_info()
 print(json.dumps(dict(numerics=numerics, llamafile="LLAMAFILE = 1" in info,
                       exact_gemv="LLAMAFILE_EXACT_GEMV = 1" in info, verdicts=verdicts)))

@@ -3,8 +3,7 @@
 `from engine import Engine, CompletionError`. Engine is imported lazily so that light commands
 (`sampling-engine models`) do not load llama.cpp.
 """
-__version__ = "0.1.0"
-
+from .version import __version__  # noqa: E402
 from ._kernels_check import ensure_our_kernels  # noqa: E402
 from ._llvm_first import load_llvmlite_first  # noqa: E402
 

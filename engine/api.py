@@ -3,30 +3,29 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, NamedTuple
 
-import llama_cpp  # isort: skip  (before numpy, see model.py)
-
-import kernels
-
-from . import __version__
+from .model import Model  # isort: skip  (first: llama_cpp is imported before numpy, see model.py)
 from .choice import ChoiceState
+from .constraint import ConstraintFactory, RowConstraint
 from .completion import ChunkBuilder, ResponseMeta, build_response
 from .errors import CompletionError
-from .fingerprint import engine_inputs, fingerprint
 from .loader import resolve_model_path
 from .logprobs import LogprobFormatter
-from .invariance_warning import warn_not_batch_invariant
+from .model_identity import file_identity
+from .numerics.fingerprint import engine_inputs, fingerprint
+from .numerics.verdict import warn_not_batch_invariant
 from .loop import EngineLoop
-from .model import Model
 from .params import CompletionParams, parse_params
 from .prompts import PromptInput, assemble
 from .sampler import ChoiceSampler, SamplingPlan
-from .scheduler import Job
+from .job import Job
 from .speculative import parse_speculation
 from .stops import StopMatcher
 from .streams import AsyncCompletionStream, CompletionStream, wait_for_change
+from .submission import Submission
 from .types import Completion
+from .version import __version__
 from .work import Candidate, PromptWork
 
 
@@ -81,8 +80,8 @@ class Engine:
             raise
         if not self._batch_invariant:
             warn_not_batch_invariant(self.model_id, self.model.numerics)
-        self.system_fingerprint = fingerprint(engine_inputs(self.model, path, self._batch_invariant,
-                                                            self.model.numerics))
+        self.system_fingerprint = fingerprint(engine_inputs(self.model, file_identity(path), __version__,
+                                                            self._batch_invariant, self.model.numerics))
         # acreate_completion validates and tokenizes here, off the event loop. One thread, started now, so
         # that the process's thread count does not move with requests (the server's tests check it).
         self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix="engine-prepare")
@@ -90,71 +89,48 @@ class Engine:
 
     # ---- the API ----------------------------------------------------------------------------------
 
+    def submit(self, request: dict, on_change: Callable[[], None] | None = None,
+               constraint: ConstraintFactory | None = None) -> Submission:
+        """The one way into the engine: validate and tokenize `request` (a Completions body), queue it, and
+        return its Submission at once. `on_change()` is called on the engine loop thread after every step that
+        changed the request (keep it short: set an event). With stream=True, `take_chunks()` hands out its
+        chunks; otherwise `result()` is the response. Raises CompletionError before any model work for an
+        invalid request, and one with status 503 and code "engine_overloaded" when the queue is full.
+        `constraint(i)` gives candidate i its own logits constraint (engine/constraint.py: structured output)."""
+        return self._start(self._prepare(request, constraint), on_change)
+
     def create_completion(self, **request: Any) -> Completion | CompletionStream:
         """OpenAI Completions: returns the response dict, or an iterator of chunks with stream=True.
         Every invalid request raises CompletionError before any model work; a full queue raises one with
         status 503 and code "engine_overloaded" at once."""
-        params, work, meta = self._prepare(request)
-        chunks = ChunkBuilder(meta, params, work, self.formatter) if params.stream else None
-        job = self.loop.submit(Job(work, chunks=chunks))
-        if params.stream:
-            return CompletionStream(job, self.loop)
-        try:
-            job.wait()
-        except BaseException:  # e.g. KeyboardInterrupt: the request leaves the engine
-            self.loop.cancel(job)
-            raise
-        if job.error is not None:
-            raise job.error
-        return build_response(meta, params, work, self.formatter)
+        submission = self.submit(request)
+        if request.get("stream"):
+            return CompletionStream(submission)
+        return submission.result()
 
     async def acreate_completion(self, **request: Any) -> Completion | AsyncCompletionStream:
         """The asyncio twin: `await` it for the response dict, or (stream=True) for an async iterator of chunks.
         Cancelling the awaiting task cancels the request. Validation and tokenization run in a worker thread:
         an 8 MB prompt takes ~2 s to tokenize, which would stall every other task on the event loop."""
         aloop = asyncio.get_running_loop()
-        params, work, meta = await aloop.run_in_executor(self._prepare_thread, self._prepare, request)
+        prepared = await aloop.run_in_executor(self._prepare_thread, self._prepare, request)
         changed = asyncio.Event()
-        chunks = ChunkBuilder(meta, params, work, self.formatter) if params.stream else None
-        job = self.loop.submit(Job(work, listener=lambda: aloop.call_soon_threadsafe(changed.set), chunks=chunks))
-        if params.stream:
-            return AsyncCompletionStream(job, self.loop, changed)
+        submission = self._start(prepared, lambda: aloop.call_soon_threadsafe(changed.set))
+        if prepared.params.stream:
+            return AsyncCompletionStream(submission, changed)
         try:
-            while not job.finished:
-                await wait_for_change(job, changed, job.version)
+            while not submission.finished:
+                await wait_for_change(submission, changed, submission.version)
         except BaseException:
-            self.loop.cancel(job)
+            submission.cancel()
             raise
-        if job.error is not None:
-            raise job.error
-        return build_response(meta, params, work, self.formatter)
+        return submission.result()
 
-    def run_batch(self, lines: Iterable[dict | str | bytes], stable_ids: bool = False,
-                  window: int | None = None, check_duplicates: bool = True) -> Iterator[dict]:
-        """OpenAI Batch API lines for /v1/completions in, one output line (a dict) per input line out, in input
-        order (engine/batch/). A line may be the parsed object or its JSON text. About `window` requests (default
-        2 x slots) run at once on the engine's continuous batching; a bad line or body becomes an error line,
-        never an exception. Duplicate custom_ids raise CompletionError (param custom_id): a list's before any work,
-        an iterator's when the duplicate is met (its custom_ids are remembered: check_duplicates=False when the
-        caller checked them, as the batch command does, and memory stays flat)."""
-        from .batch.runner import run_batch
-
-        return run_batch(self, lines, stable_ids=stable_ids, window=window, check_duplicates=check_duplicates)
-
-    def _submit(self, request: dict, listener: Callable[[], None] | None = None) -> tuple[Job, Callable[[], dict]]:
-        """Validate, tokenize and queue a non-streamed request without waiting for it: (job, finish), where
-        finish() returns the response (or raises the job's error) once job.finished. run_batch keeps a window
-        of these in flight."""
-        params, work, meta = self._prepare(request)
-        if params.stream:
-            raise CompletionError("stream is not available here", param="stream")
-        job = self.loop.submit(Job(work, listener=listener))
-
-        def finish() -> dict:
-            if job.error is not None:
-                raise job.error
-            return build_response(meta, params, work, self.formatter)
-        return job, finish
+    def _start(self, prepared: "_Prepared", on_change: Callable[[], None] | None) -> Submission:
+        params, work, meta = prepared
+        chunks = ChunkBuilder(meta, params, work, self.formatter) if params.stream else None
+        job = self.loop.submit(Job(work, listener=on_change, chunks=chunks))
+        return Submission(job, self.loop, lambda: build_response(meta, params, work, self.formatter))
 
     def reset_prefix_cache(self) -> None:
         """Forget the KV cells that free slots keep as a prefix cache (results never depend on them)."""
@@ -188,7 +164,12 @@ class Engine:
         """What the most recent llama_decode steps held (scheduler.StepRecord), oldest first."""
         return self.loop.step_log()
 
-    def _prepare(self, request: dict) -> tuple[CompletionParams, list[PromptWork], ResponseMeta]:
+    @property
+    def n_seq_max(self) -> int:
+        """Sequences (slots) decoded together at most: a request's candidates, or concurrent requests."""
+        return self.loop.scheduler.max_slots
+
+    def _prepare(self, request: dict, constraint: ConstraintFactory | None = None) -> "_Prepared":
         params = parse_params(request, self.model.n_vocab)
         if params.model is not None and params.model not in self.aliases:
             raise CompletionError(f"model {params.model!r} is not loaded (loaded: {self.model_id!r})",
@@ -196,8 +177,8 @@ class Engine:
         prompts = [assemble(self.model, self.model_id, p, params.suffix) for p in params.prompts]
         max_new = [self._max_new(params, p) for p in prompts]
         plan = SamplingPlan.from_params(params)
-        work = [self._prompt_work(params, plan, p, m) for p, m in zip(prompts, max_new)]
-        return params, work, ResponseMeta.new(params.model or self.model_id, self.system_fingerprint)
+        work = [self._prompt_work(params, plan, p, m, constraint) for p, m in zip(prompts, max_new)]
+        return _Prepared(params, work, ResponseMeta.new(params.model or self.model_id, self.system_fingerprint))
 
     # ---- request set-up ---------------------------------------------------------------------------
 
@@ -216,13 +197,16 @@ class Engine:
         return params.max_tokens
 
     def _prompt_work(self, params: CompletionParams, plan: SamplingPlan, prompt: PromptInput,
-                     max_new: int) -> PromptWork:
+                     max_new: int, constraint: ConstraintFactory | None) -> PromptWork:
         stops = StopMatcher(params.stop)
         candidates = []
         for j in range(params.candidates):
             state = ChoiceState(max_new=max_new, stops=stops,
                                 base_offset=len(prompt.text), keep_records=params.logprobs is not None)
-            candidates.append(Candidate(prompt, state, ChoiceSampler(plan, j, self.model.n_vocab, max_new)))
+            candidate = Candidate(prompt, state, ChoiceSampler(plan, j, self.model.n_vocab, max_new))
+            if constraint is not None:
+                candidate.constraint = RowConstraint(constraint(j), self.model.n_vocab, self.model.eog_tokens)
+            candidates.append(candidate)
         want = params.logprobs if params.echo and params.logprobs is not None else None
         return PromptWork(prompt, candidates, want)
 
@@ -239,3 +223,10 @@ class Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Prepared(NamedTuple):
+    """A validated, tokenized request: what to run and how to answer it."""
+    params: CompletionParams
+    work: list[PromptWork]
+    meta: ResponseMeta

@@ -57,14 +57,18 @@ def _cpu_flags() -> list[str]:
 
 def llama_build() -> dict:
     """llama.cpp's own account of its build: system info (CPU features, LLAMAFILE, backends) and offload."""
-    from .build_info import build_info
+    from .numerics.build import build_info
 
     return build_info()
 
 
-def invariance_verdict(model: str | None) -> dict:
-    """Load `model` (a registry name that is present, or a path) and read Engine.batch_invariant; never
-    downloads. Returns {"model", "batch_invariant"} or {"skipped": why}."""
+CHECK_ENGINE = dict(n_ctx=256, n_seq_max=2, lazy_slots=False)  # small: the check needs a few short sequences
+
+
+def invariance_verdict(model: str | None, engine_kwargs: dict | None = None) -> dict:
+    """Load `model` (a registry name that is present, or a path) with the engine options given (numerics, KV
+    type, flash attention, GPU layers... decide the verdict) and read Engine.batch_invariant; never downloads.
+    Returns {"model", "batch_invariant"} or {"skipped": why}."""
     from .loader import resolve_model_path
     from .registry import load_registry
 
@@ -75,15 +79,16 @@ def invariance_verdict(model: str | None) -> dict:
                 "skipped": f"{name} is not downloaded (sampling-engine models fetch {name})"}
     from .api import Engine
 
-    with Engine(name, n_ctx=256, n_seq_max=2, lazy_slots=False) as engine:
+    kwargs = dict(CHECK_ENGINE, **{k: v for k, v in (engine_kwargs or {}).items() if v is not None})
+    with Engine(name, **kwargs) as engine:
         return {"model": engine.model_id, "batch_invariant": engine.batch_invariant,
                 "numerics": engine.numerics, "system_fingerprint": engine.system_fingerprint}
 
 
-def gather(model: str | None = None, check: bool = True) -> dict:
-    from kernels._cache import kernel_cache_dir
+def gather(model: str | None = None, check: bool = True, engine_kwargs: dict | None = None) -> dict:
+    from kernels import kernel_cache_dir
 
-    from . import __version__
+    from .version import __version__
     from .locations import models_dir
 
     report = {
@@ -99,7 +104,7 @@ def gather(model: str | None = None, check: bool = True) -> dict:
         "numba_cache": _folder(kernel_cache_dir()),
         "extras": {name: all(_importable(m) for m in mods) for name, mods in EXTRAS.items()},
     }
-    report["invariance"] = invariance_verdict(model) if check else {"skipped": "--no-check"}
+    report["invariance"] = invariance_verdict(model, engine_kwargs) if check else {"skipped": "--no-check"}
     report["problems"] = problems(report)
     return report
 
@@ -164,7 +169,7 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run(model: str | None, as_json: bool, check: bool) -> int:
-    report = gather(model, check)
+def run(model: str | None, as_json: bool, check: bool, engine_kwargs: dict | None = None) -> int:
+    report = gather(model, check, engine_kwargs)
     print(json.dumps(report, indent=2) if as_json else render(report))
     return 0

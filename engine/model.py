@@ -12,99 +12,18 @@ import llama_cpp  # isort: skip
 import atexit
 import ctypes
 import os
-import re
 import threading
 import weakref
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .gguf_check import check_gguf_file
+from .numerics.process import (buffer_mib, capturing_log, check_numerics, claim_numerics, ensure_backend,
+                               set_verbose, system_info)
 
 _live_models: "weakref.WeakSet[Model]" = weakref.WeakSet()
-_verbose_logging = False
-
-
-_captured_log: list[bytes] | None = None  # while a model or context is created: its buffer sizes are read here
-_capture_lock = threading.Lock()
-
-
-@llama_cpp.llama_log_callback
-def _log_callback(level, text, user_data):  # kept at module level: llama.cpp holds this pointer forever
-    if _captured_log is not None:
-        _captured_log.append(text)
-    if _verbose_logging:
-        os.write(2, text)
-
-
-@contextmanager
-def _capturing_log():
-    """Collect what llama.cpp logs meanwhile (one load at a time)."""
-    global _captured_log
-    with _capture_lock:
-        lines: list[bytes] = []
-        _captured_log = lines
-        try:
-            yield lines
-        finally:
-            _captured_log = None
-
-
-def _buffer_mib(lines: list[bytes], kind: str) -> float:
-    """Sum of llama.cpp's "<backend> <kind> buffer size = X MiB" lines."""
-    text = b"".join(lines).decode(errors="replace")
-    return sum(float(m) for m in re.findall(rf"{kind} buffer size =\s*([\d.]+) MiB", text))
-
-
-llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
-_backend_ready = False
-
-
-def _ensure_backend() -> None:
-    global _backend_ready
-    if not _backend_ready:
-        if _process_numerics is None:  # ggml may read its switches from here on (system info reads some)
-            _claim_numerics("exact")
-        llama_cpp.llama_backend_init()
-        _backend_ready = True
-
-
-NUMERICS = ("exact", "fast")
-_process_numerics: str | None = None
-_numerics_lock = threading.Lock()
-
-
-def _check_numerics(numerics: str) -> None:
-    if numerics not in NUMERICS:
-        raise ValueError(f"numerics must be one of {', '.join(map(repr, NUMERICS))}, got {numerics!r}")
-
-
-def _claim_numerics(numerics: str) -> None:
-    """Set ggml's kernel switches for `numerics`, before the process's first context.
-
-    "exact": ggml-cpu's "tiled" K-quant matmul (Q4_K, Q6_K) serves micro-batches of 8+ tokens and ggml's
-    per-row dot products the smaller ones; they round differently, so a token's logits would depend on how
-    many tokens shared its llama_decode (up to 0.88 on gemma-3): it is switched off. "fast": the stock fast
-    paths, including the tiled matmul and llamafile's stock 1-token path (GGML_LLAMAFILE_EXACT_GEMV=0 on
-    the project's patched build). ggml reads these once per process, so every model in a process shares the
-    first one's numerics. A value the user set in the environment is kept (Engine.batch_invariant says
-    what it did)."""
-    global _process_numerics
-    _check_numerics(numerics)
-    with _numerics_lock:
-        if _process_numerics is None:
-            if numerics == "exact":
-                os.environ.setdefault("GGML_CPU_TILED_MM", "0")
-            else:
-                os.environ.setdefault("GGML_LLAMAFILE_EXACT_GEMV", "0")
-            _process_numerics = numerics
-        elif numerics != _process_numerics:
-            raise ValueError(
-                f"numerics={numerics!r}: this process already set up llama.cpp with numerics={_process_numerics!r}; "
-                f"ggml reads its kernel switches once per process, so every engine in it shares them "
-                f"(use another process for numerics={numerics!r})")
 
 
 @atexit.register
@@ -112,21 +31,6 @@ def _close_all_models() -> None:
     # Free handles while llama_cpp is still importable: __del__ at interpreter teardown can segfault.
     for model in list(_live_models):
         model.close()
-
-
-def _system_info() -> str:
-    _ensure_backend()
-    return llama_cpp.llama_print_system_info().decode(errors="replace")
-
-
-def split_invariant_build() -> bool:
-    """True when llama.cpp's CPU matmul sums a token's row the same way whatever the batch size: llamafile's
-    tinyBLAS carries llama_patches/ (as ./dev builds it: "LLAMAFILE_EXACT_GEMV = 1", and the patch's
-    GGML_LLAMAFILE_EXACT_GEMV switch is not set to 0), or tinyBLAS is built out (GGML_LLAMAFILE=OFF). Stock
-    tinyBLAS takes batches of 2+ tokens and leaves 1-token batches to ggml's own kernels, which sum in another
-    order: a prompt's logits then depend on how it was split into llama_decode calls."""
-    info = _system_info()
-    return "LLAMAFILE = 1" not in info or "LLAMAFILE_EXACT_GEMV = 1" in info
 
 
 KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "f32": 0}  # ggml type ids (f32: a high-precision reference)
@@ -162,14 +66,13 @@ class Model:
         kv_cache_type: str = "f16",
         numerics: str = "exact",
     ):
-        global _verbose_logging
         self.path = Path(path)
-        _check_numerics(numerics)
+        check_numerics(numerics)
         check_gguf_file(self.path)
-        _claim_numerics(numerics)  # a file that is not a model claims nothing
+        claim_numerics(numerics)  # a file that is not a model claims nothing
         self.numerics = numerics
-        _verbose_logging = verbose
-        _ensure_backend()
+        set_verbose(verbose)
+        ensure_backend()
         self._model = None
         self._ctx = None
 
@@ -178,8 +81,8 @@ class Model:
         # llama.cpp repacks some quantized weights (Q4_0, Q4_1 via AMX, Q4_K, IQ4_NL, ...) into interleaved
         # layouts whose matrix-matrix and matrix-vector kernels sum in different orders: a prompt's logits
         # then depend on how many of its tokens share a micro-batch. Without it, with llamafile off and the
-        # tiled matmul off (_ensure_backend), every row is the same bits however it is batched.
-        amx_crash = "LLAMAFILE = 1" not in _system_info() and "AMX_INT8 = 1" in _system_info()
+        # tiled matmul off (numerics.process), every row is the same bits however it is batched.
+        amx_crash = "LLAMAFILE = 1" not in system_info() and "AMX_INT8 = 1" in system_info()
         if repack_weights is None:  # by numerics: "fast" repacks where that is safe
             repack_weights = numerics == "fast" and not amx_crash
         if repack_weights and amx_crash:
@@ -188,13 +91,13 @@ class Model:
                              "repacked weights")
         mparams.use_extra_bufts = repack_weights
         self.repack_weights = repack_weights
-        with _capturing_log() as log:
+        with capturing_log() as log:
             self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             from .errors import ModelFileError
 
             raise ModelFileError(f"llama.cpp could not load {self.path} (corrupt or unsupported GGUF)")
-        self.model_bytes = int(_buffer_mib(log, "model") * 2**20)
+        self.model_bytes = int(buffer_mib(log, "model") * 2**20)
         _live_models.add(self)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
@@ -248,13 +151,13 @@ class Model:
         # The engine loop chunks every prompt to fit one step of n_batch tokens (one token per running
         # sequence plus prompt chunks), so n_batch does not grow with the context.
         cparams = self._context_params(n_seq_max, self._per_seq, max(512, n_seq_max + 1), self._n_ubatch)
-        with _capturing_log() as log:
+        with capturing_log() as log:
             self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             self.close()
             raise RuntimeError(f"llama.cpp could not create a context of {n_seq_max} x {self._per_seq} tokens")
-        self.kv_bytes = int(_buffer_mib(log, "KV") * 2**20)
-        self.compute_bytes = int(_buffer_mib(log, "compute") * 2**20)
+        self.kv_bytes = int(buffer_mib(log, "KV") * 2**20)
+        self.compute_bytes = int(buffer_mib(log, "compute") * 2**20)
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # per sequence
         self.n_seq_max = n_seq_max
         self.n_batch = llama_cpp.llama_n_batch(self._ctx)  # llama.cpp caps it at the total context
@@ -293,7 +196,7 @@ class Model:
         tokens, other = tokens[:n], other[:n]
         main_ctx, main_memory = self._ctx, self._memory
         cparams = self._context_params(2, 64, 64, 64)
-        with _capturing_log():
+        with capturing_log():
             probe = llama_cpp.llama_init_from_model(self._model, cparams)
         if not probe:
             raise RuntimeError("llama.cpp could not create the 2 x 64-token context of the invariance check")

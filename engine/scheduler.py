@@ -1,18 +1,22 @@
-"""What each llama_decode holds: one token of every decoding sequence first, then chunks of admitted prompts
-up to the step's token budget (chunked prefill, after vLLM v1 and llama.cpp's server). Pure bookkeeping: the
-loop (loop.py) executes the plan. Requests join between steps and leave as soon as they finish.
+"""The scheduler owns what every step holds and what it did (after vLLM v1's Scheduler): `add`/`remove`
+requests, `admit` and `plan` a step (one token of every decoding sequence first, then chunks of admitted prompts
+up to the step's token budget: chunked prefill, as vLLM v1 and llama.cpp's server do), and
+`update_from_output`, the one place a step's draws and scores reach the requests (under each Job's lock, then
+the job's waiters are signalled). It runs on the loop thread only; the loop (loop.py) executes the plan.
+Requests join between steps and leave as soon as they finish.
 """
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import deque
-from dataclasses import dataclass, field
 
 from .errors import CompletionError
+from .job import Job, Unit, split_units
+from .rows import first_record, prompt_offsets, push_sample
 from .slots import Slot, SlotPool
 from .speculative import Speculation, choose_drafts
-from .work import Candidate, PromptWork
+from .step import StepOutput, StepPlan, StepRecord
+from .work import Candidate
 
 SCORE_ROWS_BYTES = 64 << 20  # logits rows per step when every row is scored (echo): llama.cpp keeps the buffer
 
@@ -20,90 +24,6 @@ SCORE_ROWS_BYTES = 64 << 20  # logits rows per step when every row is scored (ec
 def score_chunk(n_vocab: int) -> int:
     """Prompt tokens per step when each one's logits row is kept: 256 at 49k vocab, 64 at 262k."""
     return max(16, min(256, SCORE_ROWS_BYTES // (4 * n_vocab)))
-
-
-class Job:
-    """One request on its way through the loop. Its ChoiceStates change only under `lock`, on the loop thread;
-    readers take the same lock. `version` counts the steps that changed it."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, work: list[PromptWork], listener=None, chunks=None):
-        self.id = next(self._ids)
-        self.work = work
-        self.chunks = chunks  # a stream's ChunkBuilder: chunks are cut per step, so they never depend on timing
-        self.outbox: list[dict] = []
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
-        self.version = 0
-        self.finished = False
-        self.cancelled = False
-        self.error: BaseException | None = None
-        self.units: list[Unit] = []
-        self._listener = listener
-
-    def signal(self) -> None:
-        """Called on the loop thread, lock held, after the job changed."""
-        self.version += 1
-        if self.chunks is not None:
-            self.outbox.extend(self.chunks.take())
-            if self.finished and self.error is None and not self.cancelled:
-                self.outbox.extend(self.chunks.closing())
-        self.changed.notify_all()
-        if self._listener is not None:
-            try:
-                self._listener()
-            except Exception:  # e.g. the caller's event loop is gone; the job is cancelled by its owner
-                pass
-
-    def wait(self) -> None:
-        with self.lock:
-            while not self.finished:
-                self.changed.wait()
-
-
-@dataclass(eq=False)
-class Unit:
-    """A prompt with up to n_seq_max of its candidates: admitted when that many slots are free, prefilled once
-    into the first slot, then shared with the others' slots."""
-    job: Job
-    work: PromptWork
-    candidates: list[Candidate]
-    score: bool  # evaluate rows for the prompt's own tokens (the first unit of an echo-logprobs prompt)
-    slots: list[Slot] = field(default_factory=list)
-    done_tokens: int = 0  # prompt tokens whose KV cells the first slot holds
-    phase: str = "waiting"  # waiting -> prefill -> decode -> done
-    live: list[tuple[Candidate, Slot]] = field(default_factory=list)  # decoding candidates
-    offsets: list[int] = field(default_factory=list)  # character offsets of the prompt's own tokens (echo)
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What one llama_decode held (for tests and diagnostics)."""
-    decode: tuple[tuple[int, int], ...]  # (request id, seq): one token each
-    prefill: tuple[tuple[int, int, int], ...]  # (request id, seq, prompt tokens)
-    admitted: tuple[int, ...]  # request ids with a unit admitted just before this step
-    drafts: tuple[tuple[int, int, int], ...] = ()  # (request id, seq, draft tokens after its decode token)
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.decode) + sum(n for _, _, n in self.prefill) + sum(n for _, _, n in self.drafts)
-
-
-@dataclass
-class StepPlan:
-    decode: list[tuple[Unit, Candidate, Slot]]
-    prefill: list[tuple[Unit, int, int]]  # unit, first and end prompt positions evaluated now
-    drafts: dict = field(default_factory=dict)  # Candidate -> draft tokens evaluated after its decode token
-
-
-def split_units(job: Job, n_seq_max: int) -> list[Unit]:
-    units = []
-    for w in job.work:
-        for k in range(0, len(w.candidates), n_seq_max):
-            score = k == 0 and w.want_logprobs is not None
-            units.append(Unit(job, w, w.candidates[k:k + n_seq_max], score))
-    return units
 
 
 class Scheduler:
@@ -125,6 +45,8 @@ class Scheduler:
         self.active: list[Unit] = []
         self._log: deque[StepRecord] = deque(maxlen=log_size)
         self._log_lock = threading.Lock()  # read from other threads
+        self.tokens_generated = 0
+        self.spec_runs = self.spec_drafted = self.spec_accepted = 0  # steps' draft runs, tokens sent, accepted
 
     # ---- requests in and out ------------------------------------------------------------------------
 
@@ -155,6 +77,20 @@ class Scheduler:
                     self.pool.release(s)
             u.phase = "done"
 
+    def end_job(self, job: Job, error: BaseException | None = None) -> None:
+        """Take a job out and wake its waiters (cancelled: no error; failed or closed: `error`)."""
+        self.remove(job)
+        job.end(error)
+
+    def fail_step(self, plan: StepPlan, error: BaseException) -> None:
+        """A failed decode: its requests fail, and their slots' cells are unknown now (dropped, not cached)."""
+        for job in {u.job for u, _, _ in plan.decode} | {u.job for u, _, _ in plan.prefill}:
+            for u in job.units:
+                for s in u.slots:
+                    if s.busy:
+                        self.pool.drop(s)
+            self.end_job(job, error)
+
     def running_jobs(self) -> set[Job]:
         return {u.job for u in self.active}
 
@@ -176,6 +112,8 @@ class Scheduler:
             u = self.waiting.popleft()
             u.slots, u.done_tokens = self.pool.take(u.work.prompt.tokens, len(u.candidates), reuse=not u.score)
             u.phase = "prefill"
+            if u.score:  # character offsets of the prompt's own tokens, for their echo records
+                u.offsets = prompt_offsets(self.pool.model, u.work)
             self.active.append(u)
             admitted.append(u)
         return admitted
@@ -209,6 +147,8 @@ class Scheduler:
         spec = self.speculation
         entries = []
         for u, c, s in decode:
+            if c.constraint is not None:  # its next row's mask depends on the token drawn before it
+                continue
             if c.drafts is None:
                 c.drafts = spec.start(list(c.prompt.tokens) + [c.last])
             # every draft row is sampled, so a run never samples past max_tokens
@@ -222,3 +162,83 @@ class Scheduler:
         if u.phase == "decode" and not u.live:
             u.phase = "done"
             self.active.remove(u)
+
+    # ---- a step's results ---------------------------------------------------------------------------
+
+    def update_from_output(self, plan: StepPlan, output: StepOutput) -> None:
+        """Record what the step did, request by request under its lock: cells now held, prompt scores, sampled
+        tokens; free the sequences that finished; then wake each touched request's waiters once."""
+        touched: dict[Job, tuple[list, list]] = {}
+        for u, c, s in plan.decode:
+            touched.setdefault(u.job, ([], []))[0].append((u, c, s))
+        for u, a, b in plan.prefill:
+            touched.setdefault(u.job, ([], []))[1].append((u, a, b))
+        for job, (decoded, prefilled) in touched.items():
+            with job.lock:
+                for u, c, s in decoded:
+                    self._decoded(u, c, s, plan.drafts.get(c, ()), output.draws[c])
+                for u, a, b in prefilled:
+                    self._prefilled(u, a, b, output)
+                if all(u.phase == "done" for u in job.units):
+                    job.finished = True
+                job.signal()
+
+    def _decoded(self, u: Unit, c: Candidate, s: Slot, draft, run) -> None:
+        """The step evaluated [c.last, *draft] at c.pos...: take the sampled run up to where the choice ends
+        (a stop string, max_tokens or an end-of-generation token inside an accepted run ends it there, as it
+        would have one token at a time), and remove the cells of draft tokens that did not become the text."""
+        model = self.pool.model
+        first = c.last
+        pushed = 0
+        for draw in run:
+            push_sample(model, c, draw)
+            pushed += 1
+            if c.state.finished:
+                break
+        # the cells now valid: the old last token and the drafts that equal the tokens taken before the new last
+        s.tokens.append(first)
+        s.tokens.extend(draft[:pushed - 1])
+        c.pos += pushed
+        if len(draft) > pushed - 1:
+            model.seq_remove(s.seq, c.pos, -1)
+        self.tokens_generated += pushed
+        if c.drafts is not None:
+            c.drafts.observe([d.token for d in run[:pushed]])
+            if draft:
+                self.spec_runs += 1
+                self.spec_drafted += len(draft)
+                self.spec_accepted += len(run) - 1
+        if c.state.finished:
+            u.live.remove((c, s))
+            self.pool.release(s)
+            self.finish_unit_if_done(u)
+
+    def _prefilled(self, u: Unit, a: int, b: int, output: StepOutput) -> None:
+        p = u.work.prompt
+        first = u.slots[0]
+        first.tokens.extend(p.tokens[a:b])
+        u.done_tokens = b
+        if u.score:
+            if u.work.records is None:
+                head = first_record(u.work, u.offsets)
+                u.work.records = [head] if head is not None else []
+            u.work.records.extend(output.scores.get(u, ()))
+        if b < len(p.tokens):
+            return
+        for c in u.candidates:
+            c.pos = len(p.tokens)
+            if c.state.max_new == 0:
+                c.state.finish_without_tokens()
+            else:
+                push_sample(self.pool.model, c, output.draws[c][0])
+                self.tokens_generated += 1
+        u.live = []
+        for c, s in zip(u.candidates, u.slots):
+            if s is not first and not c.state.finished:
+                self.pool.copy_prompt(first, s)
+            if c.state.finished:
+                self.pool.release(s)
+            else:
+                u.live.append((c, s))
+        u.phase = "decode"
+        self.finish_unit_if_done(u)

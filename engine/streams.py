@@ -1,38 +1,34 @@
 """What a streaming request returns: an iterator (threads) or async iterator (asyncio) of chunks, fed by the
-engine loop. Closing it, dropping it unreferenced, or cancelling the task that awaits it cancels the request
-within one step."""
+engine loop through a Submission. Closing it, dropping it unreferenced, or cancelling the task that awaits it
+cancels the request within one step."""
 from __future__ import annotations
 
 import asyncio
 
-from .scheduler import Job
+from .submission import Submission
 
 
 class _ChunkSource:
-    """The loop cuts the job's chunks at every step (Job.outbox); this hands them out in order."""
+    """The loop cuts the request's chunks at every step; this hands them out in order."""
 
-    def __init__(self, job: Job, loop):
-        self._job = job
-        self._loop = loop
+    def __init__(self, submission: Submission):
+        self._submission = submission
         self._pending: list[dict] = []
         self._seen = 0
         self._done = False
 
     def _collect(self) -> None:
-        """Lock held by the caller: move what the loop produced since the last call into `_pending`."""
-        job = self._job
-        self._seen = job.version
-        self._pending.extend(job.outbox)
-        job.outbox.clear()
-        if job.finished:
+        """Move what the loop produced since the last call into `_pending` (raises the request's error)."""
+        self._seen = self._submission.version
+        chunks, finished = self._submission.take_chunks()
+        self._pending.extend(chunks)
+        if finished:
             self._done = True
-            if job.error is not None:
-                raise job.error
 
     def _cancel(self) -> None:
         if not self._done:
             self._done = True
-            self._loop.cancel(self._job)
+            self._submission.cancel()
 
     def __del__(self):
         try:
@@ -51,12 +47,9 @@ class CompletionStream(_ChunkSource):
         while not self._pending:
             if self._done:
                 raise StopIteration
-            job = self._job
             try:
-                with job.lock:
-                    while job.version == self._seen and not job.finished:
-                        job.changed.wait()
-                    self._collect()
+                self._submission.wait_change(self._seen)
+                self._collect()
             except BaseException:
                 self._cancel()
                 raise
@@ -75,8 +68,8 @@ class CompletionStream(_ChunkSource):
 class AsyncCompletionStream(_ChunkSource):
     """`async for chunk in await engine.acreate_completion(..., stream=True)`."""
 
-    def __init__(self, job: Job, loop, event: asyncio.Event):
-        super().__init__(job, loop)
+    def __init__(self, submission: Submission, event: asyncio.Event):
+        super().__init__(submission)
         self._event = event
 
     def __aiter__(self):
@@ -87,9 +80,8 @@ class AsyncCompletionStream(_ChunkSource):
             if self._done:
                 raise StopAsyncIteration
             try:
-                await wait_for_change(self._job, self._event, self._seen)
-                with self._job.lock:
-                    self._collect()
+                await wait_for_change(self._submission, self._event, self._seen)
+                self._collect()
             except BaseException:  # CancelledError included: the request leaves the engine
                 self._cancel()
                 raise
@@ -99,11 +91,11 @@ class AsyncCompletionStream(_ChunkSource):
         self._cancel()
 
 
-async def wait_for_change(job: Job, event: asyncio.Event, seen: int) -> None:
-    """Until the loop changed the job past version `seen` (or finished it)."""
+async def wait_for_change(submission: Submission, event: asyncio.Event, seen: int) -> None:
+    """Until the loop changed the request past version `seen` (or finished it). `event` is set by the
+    submission's on_change listener, from the loop thread."""
     while True:
         event.clear()
-        with job.lock:
-            if job.version != seen or job.finished:
-                return
+        if submission.version != seen or submission.finished:
+            return
         await event.wait()

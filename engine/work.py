@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .choice import ChoiceState
+from .constraint import RowConstraint
 from .logprobs import TokenRecord
 from .prompts import PromptInput
 from .sampler import ChoiceSampler
@@ -19,6 +20,7 @@ class Candidate:
     pos: int = 0  # position of `last` in the sequence
     last: int = -1  # the most recent sampled token, to be decoded next
     drafts: SequenceDrafts | None = None  # speculative decoding: this sequence's drafter (made when it decodes)
+    constraint: RowConstraint | None = None  # structured output: masks each row, advanced on each token taken
 
 
 @dataclass(eq=False)

@@ -109,3 +109,13 @@ def sample_step(raw, bias_ids=(), bias_values=(), counts=None, frequency=0.0, pr
     lsm = log_softmax(raw)
     ids = top_k(raw, n_top)
     return token, float(lsm[token]), ids, lsm[ids]
+
+
+def mask_logits(row, bitmask):
+    """Twin of kernels.mask_logits: (masked copy, allowed count)."""
+    n = row.size
+    words = np.zeros((n + 31) // 32, np.uint32)
+    m = min(words.size, bitmask.size)
+    words[:m] = bitmask[:m].view(np.uint32)
+    bits = ((words[np.arange(n) // 32] >> (np.arange(n) % 32).astype(np.uint32)) & 1).astype(bool)
+    return np.where(bits, row, np.float32(-np.inf)).astype(np.float32), int(bits.sum())

@@ -1,4 +1,4 @@
-"""Engine.run_batch and `sampling-engine batch`: OpenAI's Batch format, every error kind, input order, duplicate
+"""engine.batch.run_batch and `sampling-engine batch`: OpenAI's Batch format, every error kind, input order, duplicate
 custom_ids refused, and the same bytes from run_batch, the command and the HTTP server."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from engine.batch import run_batch
 from engine.errors import CompletionError
 
 from .batch_inputs import BAD_LINES, MIXED_BODIES, line, mixed_lines, run_cli, seeded_lines, write
@@ -21,7 +22,7 @@ def _by_id(outs):
 
 
 def test_every_error_kind_and_the_output_shape(engine):
-    outs = list(engine.run_batch(mixed_lines()))
+    outs = list(run_batch(engine, mixed_lines()))
     assert len(outs) == 21  # 22 lines, one blank
     # every line answered once, in input order (custom_id None for lines that name none)
     want = [f"req-{i}" for i in range(5)] + [None, None, "bad-url"] + [f"req-{i}" for i in range(5, 14)] + \
@@ -55,7 +56,7 @@ def test_order_is_kept_when_later_lines_finish_first(engine):
     lines = [line("slow", {"prompt": "Once upon a time", "max_tokens": 48, "seed": 1,
                            "logit_bias": {str(t): -100 for t in (0, 1, 2)}})]
     lines += [line(f"fast-{i}", {"prompt": f"{i}", "max_tokens": 1, "seed": i}) for i in range(6)]
-    gen = engine.run_batch(lines, window=8)
+    gen = run_batch(engine, lines, window=8)
     first = next(gen)
     # by the time the slow head is done, every fast line behind it has finished too (they were in flight)
     finished_first = [o["custom_id"] for o in gen]
@@ -66,8 +67,8 @@ def test_order_is_kept_when_later_lines_finish_first(engine):
 def test_dicts_or_text_lines_give_the_same_answers_as_create_completion(engine):
     bodies = MIXED_BODIES[:3]
     as_dicts = [json.loads(line(f"d{i}", b)) for i, b in enumerate(bodies)]
-    outs = list(engine.run_batch(as_dicts, stable_ids=True))
-    again = list(engine.run_batch([line(f"d{i}", b) for i, b in enumerate(bodies)], stable_ids=True))
+    outs = list(run_batch(engine, as_dicts, stable_ids=True))
+    again = list(run_batch(engine, [line(f"d{i}", b) for i, b in enumerate(bodies)], stable_ids=True))
     assert outs == again
     for b, o in zip(bodies, outs):
         alone = engine.create_completion(**b)
@@ -78,9 +79,9 @@ def test_dicts_or_text_lines_give_the_same_answers_as_create_completion(engine):
 
 
 def test_stable_ids_come_from_custom_id(engine):
-    a = list(engine.run_batch([line("same", {"prompt": "x", "max_tokens": 1, "seed": 1})], stable_ids=True))
-    b = list(engine.run_batch([line("same", {"prompt": "y", "max_tokens": 1, "seed": 2})], stable_ids=True))
-    c = list(engine.run_batch([line("same", {"prompt": "x", "max_tokens": 1, "seed": 1})]))
+    a = list(run_batch(engine, [line("same", {"prompt": "x", "max_tokens": 1, "seed": 1})], stable_ids=True))
+    b = list(run_batch(engine, [line("same", {"prompt": "y", "max_tokens": 1, "seed": 2})], stable_ids=True))
+    c = list(run_batch(engine, [line("same", {"prompt": "x", "max_tokens": 1, "seed": 1})]))
     assert a[0]["id"] == b[0]["id"] != c[0]["id"]
     assert a[0]["response"]["request_id"] == b[0]["response"]["request_id"]
 
@@ -89,17 +90,17 @@ def test_duplicate_custom_ids_are_refused_before_any_work(engine):
     before = engine.stats()["tokens_generated"]
     lines = seeded_lines(3) + [line("s1", {"prompt": "again", "max_tokens": 2})]
     with pytest.raises(CompletionError) as e:
-        list(engine.run_batch(lines))
+        list(run_batch(engine, lines))
     assert e.value.param == "custom_id" and "'s1'" in e.value.message
     assert engine.stats()["tokens_generated"] == before
     # an iterator cannot be read ahead: it stops at the duplicate, and nothing is left in the engine
     with pytest.raises(CompletionError):
-        list(engine.run_batch(iter(lines)))
+        list(run_batch(engine, iter(lines)))
     assert_no_sequences(engine)
 
 
 def test_a_consumer_that_stops_early_leaves_nothing_in_the_engine(engine):
-    gen = engine.run_batch(seeded_lines(12, max_tokens=24))
+    gen = run_batch(engine, seeded_lines(12, max_tokens=24))
     next(gen)
     gen.close()
     assert_no_sequences(engine)
@@ -115,7 +116,7 @@ def test_command_equals_run_batch_and_the_http_server(engine, inprocess, tmp_pat
     assert "21 lines: 10 ok, 4 4xx, 7 line errors" in r.stderr
     from engine.batch.lines import encode
 
-    expected = b"".join(encode(o) for o in engine.run_batch(mixed_lines(), stable_ids=True))
+    expected = b"".join(encode(o) for o in run_batch(engine, mixed_lines(), stable_ids=True))
     assert out.read_bytes() == expected
     # the HTTP server, one request at a time: the same bodies and statuses
     with httpx.Client(base_url=inprocess, timeout=300) as http:
@@ -150,7 +151,7 @@ def test_command_refuses_duplicates_and_a_non_empty_output(tmp_path):
 def test_ray_options_without_ray_say_how_to_install(tmp_path, monkeypatch, capsys):
     import sys
 
-    from engine.cli import main
+    from engine.commands.main import main
 
     src = write(tmp_path / "in.jsonl", seeded_lines(1))
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed

@@ -9,6 +9,7 @@ import sys
 import time
 import tracemalloc
 
+from engine.batch import run_batch
 from engine.batch.lines import encode
 from engine.batch.output import repair
 
@@ -34,7 +35,7 @@ def _start(src, out):
 def test_sigkill_at_three_random_points_then_resume_equals_an_uninterrupted_run(engine, tmp_path):
     lines = seeded_lines(N_LINES, max_tokens=10) + ["not json", line("bad", {"prompt": "x", "temperature": 9})]
     src = write(tmp_path / "in.jsonl", lines)
-    expected = b"".join(encode(o) for o in engine.run_batch(lines, stable_ids=True))
+    expected = b"".join(encode(o) for o in run_batch(engine, lines, stable_ids=True))
     out = tmp_path / "out.jsonl"
     rng = random.Random(20)
     kills = []
@@ -58,7 +59,7 @@ def test_sigkill_at_three_random_points_then_resume_equals_an_uninterrupted_run(
 def test_resume_cuts_a_torn_last_line_and_continues(engine, tmp_path):
     lines = seeded_lines(4, max_tokens=4)
     src = write(tmp_path / "in.jsonl", lines)
-    full = [encode(o) for o in engine.run_batch(lines, stable_ids=True)]
+    full = [encode(o) for o in run_batch(engine, lines, stable_ids=True)]
     out = tmp_path / "out.jsonl"
     out.write_bytes(full[0] + full[1][:25])  # killed in the middle of writing line 2
     r = run_cli(str(src), str(out), "--resume", "--stable-ids")
@@ -107,7 +108,7 @@ def test_memory_stays_flat_on_a_long_input(engine):
     tracemalloc.start()
     try:
         held = {}
-        for i, out in enumerate(engine.run_batch(lines(), check_duplicates=False), 1):
+        for i, out in enumerate(run_batch(engine, lines(), check_duplicates=False), 1):
             assert out["custom_id"] == f"c{i - 1}"
             if i in (1_000, 10_000):
                 held[i] = tracemalloc.take_snapshot().filter_traces(not_the_step_log)

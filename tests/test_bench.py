@@ -30,7 +30,7 @@ def test_bench_quick_prints_every_row():
 
 def test_png_without_matplotlib_says_so_before_loading(tmp_path):
     # A None entry in sys.modules makes `import matplotlib` fail, as if it were not installed.
-    code = "import sys; sys.modules['matplotlib'] = None; from engine.cli import main; sys.exit(main())"
+    code = "import sys; sys.modules['matplotlib'] = None; from engine.commands.main import main; sys.exit(main())"
     r = subprocess.run([sys.executable, "-c", code, "bench", "--quick", "--png", str(tmp_path / "c.png")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from engine.cli import build_parser
-from engine.cli_request import request_from_args
+from engine.commands.main import build_parser
+from engine.commands.request_options import request_from_args
 from engine.errors import CompletionError
 from engine.params import PARAMETERS, parse_params
 
@@ -176,7 +176,7 @@ def test_bad_request_file():
 ])
 def test_engine_failures_are_one_line(monkeypatch, capsys, error, code):
     import engine.api
-    from engine.cli import main
+    from engine.commands.main import main
 
     def fail(*args, **kwargs):
         raise error
@@ -201,10 +201,12 @@ def test_models_lists_registry():
 
 
 def test_engine_options_reach_the_engine():
-    from engine.cli import _engine_kwargs
+    from engine.commands.engine_options import engine_kwargs
 
     args = build_parser().parse_args(["complete", "Hi", "--kv-cache-type", "q8_0", "--repack-weights",
-                                      "--n-seq-max", "2", "--n-ctx", "512"])
-    kw = _engine_kwargs(args)
+                                      "--slots", "2", "--n-ctx", "512"])
+    kw = engine_kwargs(args)
     assert (kw["kv_cache_type"], kw["repack_weights"], kw["n_seq_max"], kw["n_ctx"]) == ("q8_0", True, 2, 512)
-    assert _engine_kwargs(build_parser().parse_args(["complete", "Hi"]))["kv_cache_type"] == "f16"
+    assert engine_kwargs(build_parser().parse_args(["complete", "Hi"]))["kv_cache_type"] == "f16"
+    # the old spelling still works (hidden from --help)
+    assert engine_kwargs(build_parser().parse_args(["complete", "Hi", "--n-seq-max", "3"]))["n_seq_max"] == 3

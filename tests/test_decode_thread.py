@@ -14,4 +14,4 @@ def test_load_check_and_requests_decode_only_on_the_loop_thread():
         e.create_completion(prompt="The ocean is", max_tokens=3, n=2, seed=1)
         list(e.create_completion(prompt="The sky is", max_tokens=3, stream=True))
         assert e.batch_invariant is True  # the load-time check ran
-        assert e.model.decode_threads == {e.loop._thread.ident}
+        assert e.model.decode_threads == {e.loop.thread_ident}

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.fingerprint import engine_inputs, file_identity, fingerprint
+from engine.model_identity import file_identity
+from engine.numerics.fingerprint import engine_inputs, fingerprint
+from engine.version import __version__
 from engine.registry import load_registry
 
 from .fim_model import write_fim_model
@@ -20,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_input_changes_the_fingerprint(engine):
-    inputs = engine_inputs(engine.model, engine.model.path, engine.batch_invariant, engine.numerics)
+    inputs = engine_inputs(engine.model, file_identity(engine.model.path), __version__, engine.batch_invariant,
+                           engine.numerics)
     assert fingerprint(inputs) == engine.system_fingerprint
     expected_keys = {"model", "engine", "kernels", "llama_cpp", "exact_gemv", "device", "repack", "kv_cache_type",
                      "flash_attn", "tiled_mm", "numerics", "batch_invariant"}

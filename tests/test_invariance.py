@@ -36,9 +36,9 @@ def test_llama_cpp_build_is_split_invariant():
     """./dev builds llama-cpp-python with llamafile's tinyBLAS and llama_patches/; with stock tinyBLAS a prompt
     split so that its last piece is one token gave logits 0.41 apart on SmolLM2 (and every invariance test
     below would fail)."""
-    from engine.model import split_invariant_build
+    from engine.numerics.build import build_info
 
-    assert split_invariant_build()
+    assert build_info()["exact_build"]
 
 
 def test_the_runtime_check_finds_this_build_batch_invariant(any_engine):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from engine.invariance_warning import warn_not_batch_invariant
+from engine.numerics.verdict import warn_not_batch_invariant
 
 
 def test_no_warning_when_the_runtime_check_holds(caplog):

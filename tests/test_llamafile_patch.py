@@ -12,13 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-from engine.model import Model, _system_info
+from engine.model import Model
+from engine.numerics.process import system_info
 from engine.typed_models import build_typed_model as quantized_model
 
 PROMPT = "The quick brown fox jumps over the lazy dog near the quiet river bank"
 OTHER = "In a galaxy far away, a small ship"
 
-patched = pytest.mark.skipif("LLAMAFILE_EXACT_GEMV" not in _system_info(),
+patched = pytest.mark.skipif("LLAMAFILE_EXACT_GEMV" not in system_info(),
                              reason="llama.cpp without llama_patches/ (./dev builds it with them)")
 
 

@@ -75,11 +75,12 @@ def test_fast_numerics_on_gemma3_is_reported_not_batch_invariant():
 
 
 def test_the_numerics_option_reaches_the_engine_and_refuses_other_values(capsys):
-    from engine.cli import _engine_kwargs, build_parser
+    from engine.commands.engine_options import engine_kwargs
+    from engine.commands.main import build_parser
 
     parser = build_parser()
-    assert _engine_kwargs(parser.parse_args(["complete", "Hi"]))["numerics"] == "exact"
-    kw = _engine_kwargs(parser.parse_args(["complete", "Hi", "--numerics", "fast"]))
+    assert engine_kwargs(parser.parse_args(["complete", "Hi"]))["numerics"] == "exact"
+    kw = engine_kwargs(parser.parse_args(["complete", "Hi", "--numerics", "fast"]))
     assert (kw["numerics"], kw["repack_weights"]) == ("fast", None)  # None: repacked as "fast" decides
     assert parser.parse_args(["serve", "--numerics", "fast"]).numerics == "fast"
     with pytest.raises(SystemExit) as exit_:

@@ -11,7 +11,7 @@ import pytest
 def run_cli(argv: list[str], hide_ray: bool) -> subprocess.CompletedProcess:
     code = ("import sys\n"
             + ("for m in ('ray', 'ray.serve'):\n    sys.modules[m] = None  # not installed\n" if hide_ray else "")
-            + "from engine.cli import main\n"
+            + "from engine.commands.main import main\n"
             f"sys.exit(main({argv!r}))\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
@@ -38,12 +38,13 @@ def test_replica_counts_out_of_range_name_the_option(argv, message):
 def engine_deployment(argv: list[str]):
     """The engine deployment of the application `serve --ray ARGV` would run (built, not started: no Ray)."""
     pytest.importorskip("ray.serve")
-    from engine.cli import build_parser
+    from engine.commands.main import build_parser
+    from engine.commands.serve import replica_counts, serve_engine_kwargs, server_config
     from engine.ray import serve_app
-    from engine.server.run import config_from_args, engine_kwargs
 
     args = build_parser().parse_args(["serve", "--ray", *argv])
-    app = serve_app.build(args, engine_kwargs(args), config_from_args(args))
+    app = serve_app.build(args.model, serve_engine_kwargs(args), server_config(args), routing=args.routing,
+                          **replica_counts(args))
     return app._bound_deployment.init_args[0]._bound_deployment
 
 

@@ -309,9 +309,9 @@ def test_the_cli_works_without_the_server_extra_and_serve_says_what_to_install()
     code = ("import sys\n"
             "for m in ('fastapi', 'uvicorn', 'sse_starlette', 'prometheus_client', 'starlette'):\n"
             "    sys.modules[m] = None  # not installed\n"
-            "from engine.cli import build_parser, main\n"
+            "from engine.commands.main import build_parser, main\n"
             "args = build_parser().parse_args(['complete', 'Hello', '--max-tokens', '1'])\n"
-            "assert args.func.__name__ == '_cmd_complete'\n"
+            "assert args.func.__module__ == 'engine.commands.complete'\n"
             "sys.exit(main(['serve', '--port', '0']))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr

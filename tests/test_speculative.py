@@ -282,7 +282,7 @@ def test_ngram_drafter_proposes_what_followed_the_latest_match():
     (["--speculative", "prompt-lookup", "--draft-max", "40"], "draft-max must be an integer in 1..32, got 40"),
 ])
 def test_bad_flags_exit_2_before_the_model_loads(capsys, command, flags, message):
-    from engine.cli import main
+    from engine.commands.main import main
 
     if command == ["serve"]:
         pytest.importorskip("uvicorn")

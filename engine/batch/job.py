@@ -1,5 +1,5 @@
-"""`sampling-engine batch INPUT OUTPUT` on this machine: the file job around Engine.run_batch (check, resume,
-append, progress)."""
+"""`sampling-engine batch INPUT OUTPUT` on this machine: the file job around run_batch (check, resume, append,
+progress)."""
 from __future__ import annotations
 
 import sys

@@ -12,11 +12,10 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from ..errors import CompletionError
+from ..errors import CompletionError, clip
+from ..wire import dumps
 
 URL = "/v1/completions"
-# Messages quote what the line held; a 10 MB value must not come back whole (as the server's errors.clip).
-MESSAGE_HEAD, MESSAGE_TAIL = 360, 120
 
 
 @dataclass(frozen=True)
@@ -35,14 +34,9 @@ class LineError:
     message: str
 
 
-def clip(text: str, head: int = MESSAGE_HEAD, tail: int = MESSAGE_TAIL) -> str:
-    if len(text) <= head + tail:
-        return text
-    return f"{text[:head]}…[{len(text) - head - tail} characters left out]…{text[-tail:] if tail else ''}"
-
-
 def load(raw: dict | str | bytes) -> dict | None:
-    """The line's JSON object, or None when it is not one."""
+    """The line's JSON object, or None when it is not one: the one parser of a JSONL line (input lines here,
+    the input pass in scan.py, output lines on --resume in output.py)."""
     if isinstance(raw, dict):
         return raw
     try:
@@ -57,6 +51,35 @@ def custom_id_of(raw: dict | str | bytes) -> str | None:
     obj = load(raw)
     cid = obj.get("custom_id") if obj is not None else None
     return cid if isinstance(cid, str) and cid else None
+
+
+class UniqueCustomIds:
+    """The one duplicate-custom_id check (OpenAI's Batch API refuses a file that repeats one): remembers each
+    custom_id with the line it was first met on; meeting one again raises CompletionError (param "custom_id",
+    code "duplicate_custom_id") with the message of the caller's `kind`:
+
+    - ITERATOR: run_batch on an iterator, at the repeat (the lines before it may have run);
+    - LIST: run_batch on a list, before any work;
+    - FILE: the batch command's input pass (scan.py), before any work, naming both lines.
+    """
+
+    ITERATOR = "custom_id {custom_id!r} (line {line}) appears twice; custom_ids must be unique"
+    LIST = "custom_id {custom_id!r} appears twice; custom_ids must be unique"
+    FILE = "custom_id {custom_id!r} appears twice (lines {first} and {line}); custom_ids must be unique, nothing " \
+           "was run"
+
+    def __init__(self, kind: str = ITERATOR):
+        self.kind = kind
+        self.first_line: dict[str, int] = {}  # grows with the input: the file pass keeps only suspects here
+
+    def add(self, custom_id: str | None, line: int) -> None:
+        """Note `custom_id` (None: the line names none) met on `line`; raise if it was met before."""
+        if custom_id is None:
+            return
+        first = self.first_line.setdefault(custom_id, line)
+        if first != line:
+            raise CompletionError(self.kind.format(custom_id=custom_id, first=first, line=line), param="custom_id",
+                                  code="duplicate_custom_id")
 
 
 def parse(raw: dict | str | bytes, line: int) -> BatchRequest | LineError:
@@ -118,9 +141,7 @@ def completed(ids: Ids, req: BatchRequest, completion: dict) -> dict:
 
 def refused(ids: Ids, req: BatchRequest, e: CompletionError) -> dict:
     """The engine refused the body: SPEC.md's error body with its status, as the server sends it."""
-    param = None if e.param is None else clip(str(e.param), 100, 0)
-    body = {"error": {"message": clip(e.message), "type": e.type, "param": param, "code": e.code}}
-    return answered(ids, req, e.status, body)
+    return answered(ids, req, e.status, e.body())
 
 
 def line_error(ids: Ids, err: LineError) -> dict:
@@ -130,10 +151,5 @@ def line_error(ids: Ids, err: LineError) -> dict:
 
 
 def encode(obj: dict) -> bytes:
-    """One output line with its newline: compact JSON as the server encodes responses (a -inf logprob as
-    -Infinity; text that cannot be UTF-8 falls back to ASCII escapes)."""
-    text = json.dumps(obj, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
-    try:
-        return text.encode("utf-8") + b"\n"
-    except UnicodeEncodeError:
-        return json.dumps(obj, ensure_ascii=True, allow_nan=True, separators=(",", ":")).encode("ascii") + b"\n"
+    """One output line with its newline: compact JSON as the server encodes responses (engine.wire.dumps)."""
+    return dumps(obj) + b"\n"

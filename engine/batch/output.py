@@ -2,23 +2,20 @@
 --resume validated (a torn last line is cut off) and read back as the custom_ids already answered."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import CompletionError
+from .lines import load
 
 FSYNC_EVERY_S = 2.0
 
 
 def _is_output_line(raw: bytes) -> bool:
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(obj, dict) and "custom_id" in obj and "id" in obj
+    obj = load(raw)
+    return obj is not None and "custom_id" in obj and "id" in obj
 
 
 def check_start(path: Path, resume: bool, overwrite: bool) -> None:
@@ -62,7 +59,7 @@ def custom_ids(path: Path) -> Iterator[str | None]:
         return
     with open(path, "rb") as f:
         for raw in f:
-            yield json.loads(raw).get("custom_id")
+            yield load(raw).get("custom_id")
 
 
 class Appender:

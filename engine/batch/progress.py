@@ -4,10 +4,17 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar, Mapping
 
 
 @dataclass
 class Tally:
+    """What a run (or one block of it, on a Ray replica) answered. `to_row()`/`from_row()` carry the counts
+    between processes as a row of named ints, and `merge` adds a block's to the job's."""
+
+    COUNTS: ClassVar[tuple[str, ...]] = ("lines", "ok", "refused", "line_errors", "prompt_tokens",
+                                         "completion_tokens")
+
     lines: int = 0
     ok: int = 0
     refused: int = 0  # 4xx: the engine refused the body
@@ -28,6 +35,17 @@ class Tally:
             self.completion_tokens += usage.get("completion_tokens", 0)
         else:
             self.refused += 1
+
+    def to_row(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNTS}
+
+    @classmethod
+    def from_row(cls, row: Mapping) -> "Tally":
+        return cls(**{name: int(row[name]) for name in cls.COUNTS})
+
+    def merge(self, other: "Tally") -> None:
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def errors(self) -> int:

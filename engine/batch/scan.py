@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import CompletionError
-from .lines import custom_id_of
+from .lines import UniqueCustomIds, custom_id_of
 
 
 @dataclass
@@ -73,25 +73,19 @@ def scan(path: Path, done_ids: Iterator[str | None], done: int, block_lines: int
                               f"INPUT (--overwrite to start again)", param="resume")
     if block_start is not None:
         out.blocks.append((block_start[0], block_start[1], end))
-    dup = _first_duplicate(path, hashes)
-    if dup is not None:
-        cid, first, again = dup
-        raise CompletionError(f"custom_id {cid!r} appears twice (lines {first} and {again}); custom_ids must be "
-                              f"unique, nothing was run", param="custom_id", code="duplicate_custom_id")
+    _refuse_duplicates(path, hashes)
     return out
 
 
-def _first_duplicate(path: Path, hashes: array) -> tuple[str, int, int] | None:
-    """Equal hashes are rare: only then read the file again for the strings (and the lines) they belong to."""
+def _refuse_duplicates(path: Path, hashes: array) -> None:
+    """Equal hashes are rare: only then read the file again for the strings (and the lines) they belong to, and
+    raise at the first custom_id that appears twice (UniqueCustomIds.FILE)."""
     h = np.sort(np.frombuffer(hashes, dtype=np.int64)) if len(hashes) else np.empty(0, np.int64)
     suspects = set(h[1:][h[1:] == h[:-1]].tolist())
     if not suspects:
-        return None
-    seen: dict[str, int] = {}
+        return
+    check = UniqueCustomIds(UniqueCustomIds.FILE)
     for no, _, raw in numbered_lines(path):
         cid = custom_id_of(raw) if raw.strip() else None
         if cid is not None and hash(cid) in suspects:
-            if cid in seen:
-                return cid, seen[cid], no
-            seen[cid] = no
-    return None
+            check.add(cid, no)

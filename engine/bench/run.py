@@ -22,13 +22,16 @@ class BenchConfig:
     n_ctx: int = 1024
     n_threads: int | None = None  # None: every core, for all three contenders alike
     n_gpu_layers: int = 0
-    n_seq_max: int | None = None
+    n_seq_max: int | None = None  # ours: None, the Engine's default (at least 4: the n=4 row)
+    max_queue: int | None = None  # ours: None, the Engine's default
     flash_attn: bool = False
     repack_weights: bool | None = None  # None: as numerics decides
     kv_cache_type: str = "f16"
     numerics: str = "exact"
     speculative: str | None = None  # ours only: speculative decoding mode (engine/speculative.py)
     draft_max: int = 8
+    aliases: tuple[str, ...] = ()  # ours: other names for the model (the engine options take them everywhere)
+    verbose: bool = False  # llama.cpp's log, for every contender
     png: str | None = None
 
     @classmethod
@@ -52,17 +55,19 @@ def run_bench(cfg: BenchConfig, out=sys.stdout) -> list[Row]:
 
     threads = cfg.n_threads or os.cpu_count() or 1
     if cfg.n_seq_max is not None and cfg.n_seq_max < 4:
-        raise ValueError(f"bench needs --n-seq-max of at least 4 for its n=4 row, got {cfg.n_seq_max}")
-    extra = {} if cfg.n_seq_max is None else {"n_seq_max": cfg.n_seq_max}
+        raise ValueError(f"bench needs --slots of at least 4 for its n=4 row, got {cfg.n_seq_max}")
+    extra = {k: v for k, v in dict(n_seq_max=cfg.n_seq_max, max_queue=cfg.max_queue).items() if v is not None}
     same = dict(n_ctx=cfg.n_ctx, n_threads=threads, n_gpu_layers=cfg.n_gpu_layers, flash_attn=cfg.flash_attn)
     print(f"loading {cfg.model or 'the default model'} four times (ours, a bare llama.cpp context, "
           "llama-cpp-python, and llama-cpp-python with logits_all for logprobs)...", file=sys.stderr)
     kv = dict(kv_cache_type=cfg.kv_cache_type, numerics=cfg.numerics)
     spec = dict(speculative=cfg.speculative, draft_max=cfg.draft_max)
-    with Engine(cfg.model, repack_weights=cfg.repack_weights, **same, **kv, **extra, **spec) as engine:
+    with Engine(cfg.model, repack_weights=cfg.repack_weights, aliases=cfg.aliases, verbose=cfg.verbose, **same,
+                **kv, **extra, **spec) as engine:
         path = str(engine.model.path)
-        with Model(path, n_seq_max=4, repack_weights=cfg.repack_weights, **same, **kv) as bare_model:
-            llcp = dict(same, n_threads_batch=threads, seed=1, verbose=False)
+        with Model(path, n_seq_max=4, repack_weights=cfg.repack_weights, verbose=cfg.verbose, **same,
+                   **kv) as bare_model:
+            llcp = dict(same, n_threads_batch=threads, seed=1, verbose=cfg.verbose)
             if cfg.kv_cache_type != "f16":  # the same KV type (and so flash attention) in every contender
                 ggml_type = KV_CACHE_TYPES[cfg.kv_cache_type]
                 llcp.update(type_k=ggml_type, type_v=ggml_type, flash_attn=True)

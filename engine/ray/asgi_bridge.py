@@ -15,8 +15,10 @@ traceback or a hang. A client that disconnects cancels the handle call, which ca
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+
+from ..errors import error_body
+from ..wire import dumps
 
 LOGGER = logging.getLogger("sampling_engine.ray")
 
@@ -118,16 +120,15 @@ async def run_asgi(app, scope: dict, body: bytes, replica_tag: str):
 
 def failure_body(e: BaseException) -> dict:
     if type(e).__name__ == "BackPressureError":  # Serve's queue for the engine replicas is full as well
-        return {"error": {"message": "every replica's queue is full; retry later", "type": "server_error",
-                          "param": None, "code": "engine_overloaded"}}
-    return {"error": {"message": f"the replica serving this request failed ({type(e).__name__}); retry",
-                      "type": "server_error", "param": None, "code": "replica_unavailable"}}
+        return error_body("every replica's queue is full; retry later", "server_error", code="engine_overloaded")
+    return error_body(f"the replica serving this request failed ({type(e).__name__}); retry", "server_error",
+                      code="replica_unavailable")
 
 
 async def send_failure(e: BaseException, send, started: bool = False, sse: bool = False) -> None:
     """End the response cleanly: a 503 JSON error before it started, an SSE error event after (a stream), else
     the end of the body."""
-    body = json.dumps(failure_body(e), separators=(",", ":")).encode()
+    body = dumps(failure_body(e))
     if not started:
         await send({"type": "http.response.start", "status": 503,
                     "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),

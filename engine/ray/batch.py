@@ -2,9 +2,10 @@
 
 The driver's input pass (duplicates, resume, counting) cuts the lines not yet answered into blocks of
 `--block-lines`. Ray Data carries the blocks, in order, through an actor pool of N replicas (one Engine each);
-a replica reads its block's lines from INPUT and runs them through Engine.run_batch, so each output line is
-the bytes the local run writes. The driver appends the blocks to OUTPUT as they come back, in input order
-(Ray Data's preserve_order), so --resume works as it does locally. A replica that dies (ray.kill, SIGKILL) is
+a replica reads its block's lines from INPUT and runs them through engine.batch.run_batch, so each output line
+is the bytes the local run writes. A block comes back as its bytes and its Tally (one column per count). The
+driver appends the blocks to OUTPUT as they come back, in input order (Ray Data's preserve_order), so --resume
+works as it does locally. A replica that dies (ray.kill, SIGKILL) is
 restarted by Ray and its block runs again: seeded requests give the same bytes the second time.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import nullcontext
 
 from ..batch import output
 from ..batch.job import JobFiles
-from ..batch.progress import Progress
+from ..batch.progress import Progress, Tally
 
 
 class _NoSink:
@@ -37,12 +38,11 @@ class BatchReplica:
     def __call__(self, batch: dict) -> dict:
         from pathlib import Path
 
+        from engine.batch import run_batch
         from engine.batch.lines import encode
-        from engine.batch.progress import Tally
-        from engine.batch.runner import run_batch
         from engine.batch.scan import numbered_lines
 
-        texts, counts = [], []
+        texts, counts = [], {name: [] for name in Tally.COUNTS}
         for first, start, end in zip(batch["first_line"], batch["start"], batch["end"]):
             lines = (raw for _, _, raw in numbered_lines(Path(self.input_path), int(start), int(end), int(first)))
             tally, chunks = Tally(), []
@@ -57,9 +57,9 @@ class BatchReplica:
                 write_part(self.parts_dir, int(first), data)
                 data = b""
             texts.append(data)
-            counts.append([tally.lines, tally.ok, tally.refused, tally.line_errors, tally.prompt_tokens,
-                           tally.completion_tokens])
-        return {"first_line": batch["first_line"], "text": texts, "counts": counts}
+            for name, value in tally.to_row().items():
+                counts[name].append(value)
+        return {"first_line": batch["first_line"], "text": texts, **counts}
 
 
 def _dataset(ray, files: JobFiles, model, engine_kw: dict, replicas: int, stable_ids: bool, window, parts_dir):
@@ -102,11 +102,9 @@ def run_ray(files: JobFiles, model, engine_kw: dict, address: str | None, replic
         with (output.Appender(files.output) if parts_dir is None else nullcontext(_NoSink())) as sink:
             for row in ds.iter_rows():
                 sink.write(row["text"])
-                n, ok, refused, line_errors, pt, ct = (int(x) for x in row["counts"])
-                t.ok, t.refused, t.line_errors = t.ok + ok, t.refused + refused, t.line_errors + line_errors
-                t.prompt_tokens, t.completion_tokens = t.prompt_tokens + pt, t.completion_tokens + ct
-                t.lines += n
-                progress.bar.update(n)
+                block = Tally.from_row(row)
+                t.merge(block)
+                progress.bar.update(block.lines)
     progress.close()
     print(t.summary(files.done), file=sys.stderr)
     return 0

@@ -48,7 +48,7 @@ class EngineReplica:
 
     def check_health(self) -> None:
         """Serve restarts a replica whose engine loop died."""
-        if not self.engine.loop._thread.is_alive():
+        if not self.engine.loop.is_alive():
             raise RuntimeError("the engine loop thread is not running")
 
     def __del__(self):
@@ -112,34 +112,38 @@ class Ingress:
         return self.forwarder
 
 
-def build(args, engine_kwargs: dict, config):
-    """The bound application for `serve.run`, from the `serve --ray` options."""
-    replicas: dict = {}
-    if args.min_replicas is not None or args.max_replicas is not None:
-        low = args.min_replicas if args.min_replicas is not None else 1
-        high = args.max_replicas if args.max_replicas is not None else max(low, args.replicas or 1)
-        replicas["autoscaling_config"] = AutoscalingConfig(min_replicas=low, max_replicas=high,
-                                                           initial_replicas=args.replicas or low,
-                                                           target_ongoing_requests=max(1, args.slots))
+def build(model: str | None, engine_kwargs: dict, config, *, replicas: int | None = None,
+          min_replicas: int | None = None, max_replicas: int | None = None, routing: str = "prefix"):
+    """The bound application for `serve.run`: every replica an `Engine(model, **engine_kwargs)` (whose n_seq_max
+    and max_queue size Serve's queues) with the server's app over `config`."""
+    slots, max_queue = engine_kwargs["n_seq_max"], engine_kwargs["max_queue"]
+    shutdown_timeout = config.shutdown_timeout_s
+    counts: dict = {}
+    if min_replicas is not None or max_replicas is not None:
+        low = min_replicas if min_replicas is not None else 1
+        high = max_replicas if max_replicas is not None else max(low, replicas or 1)
+        counts["autoscaling_config"] = AutoscalingConfig(min_replicas=low, max_replicas=high,
+                                                         initial_replicas=replicas or low,
+                                                         target_ongoing_requests=max(1, slots))
     else:
-        replicas["num_replicas"] = args.replicas or 1
-    actor = {"num_cpus": args.n_threads or 1}
-    if args.n_gpu_layers:
+        counts["num_replicas"] = replicas or 1
+    actor = {"num_cpus": engine_kwargs.get("n_threads") or 1}
+    if engine_kwargs.get("n_gpu_layers"):
         actor["num_gpus"] = 1  # a GPU per replica when offloading
     env = {k: v for k, v in os.environ.items() if k.startswith("SAMPLING_ENGINE_") and k != "SAMPLING_ENGINE_API_KEY"}
     if env:
         actor["runtime_env"] = {"env_vars": env}
     router = RequestRouterConfig(request_router_class=PrefixAwareRouter,
-                                 request_router_kwargs={"prefix_routing": args.routing == "prefix",
-                                                        "history": 2 * args.slots})
+                                 request_router_kwargs={"prefix_routing": routing == "prefix",
+                                                        "history": 2 * slots})
     engine = serve.deployment(EngineReplica, name="Engine", ray_actor_options=actor,
                               # the engine queues up to --max-queue itself and answers 503 past it
-                              max_ongoing_requests=args.slots + args.max_queue,
+                              max_ongoing_requests=slots + max_queue,
                               # and Serve holds at most as many again before it answers 503 (engine_overloaded)
-                              max_queued_requests=args.max_queue,
-                              graceful_shutdown_timeout_s=args.shutdown_timeout,
-                              request_router_config=router, **replicas)
+                              max_queued_requests=max_queue,
+                              graceful_shutdown_timeout_s=shutdown_timeout,
+                              request_router_config=router, **counts)
     ingress = serve.deployment(serve.ingress()(Ingress), name="Ingress",
                                ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100_000,
-                               graceful_shutdown_timeout_s=args.shutdown_timeout + 1)
-    return ingress.bind(engine.bind(args.model, engine_kwargs, config), config.max_body_bytes)
+                               graceful_shutdown_timeout_s=shutdown_timeout + 1)
+    return ingress.bind(engine.bind(model, engine_kwargs, config), config.max_body_bytes)

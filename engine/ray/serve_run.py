@@ -1,7 +1,7 @@
 """`sampling-engine serve --ray`: start (or join) Ray, run the Serve application (engine/ray/serve_app.py) with
-Serve's HTTP proxy on --host/--port, and on SIGINT/SIGTERM drain it (in-flight requests get
---shutdown-timeout seconds), shut Serve down, stop the local Ray we started (a joined cluster keeps running)
-and exit 0."""
+Serve's HTTP proxy on host:port, and on SIGINT/SIGTERM drain it (in-flight requests get the config's shutdown
+timeout), shut Serve down, stop the local Ray we started (a joined cluster keeps running) and exit 0. Takes
+plain values; the options are engine/commands/serve.py's."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,8 @@ import threading
 import time
 
 from ..server.logs import LOGGER, setup_logging
-from ..server.run import config_from_args, engine_kwargs, exposure_warning
+from ..server.config import ServerConfig
+from ..server.run import exposure_warning
 from .serve_app import APP_NAME, build
 
 
@@ -24,15 +25,19 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def serve_on_ray(args) -> int:
+def serve_on_ray(model: str | None, engine_kwargs: dict, config: ServerConfig, *, host: str = "127.0.0.1",
+                 port: int = 8000, address: str | None = None, replicas: int = 1, min_replicas: int | None = None,
+                 max_replicas: int | None = None, routing: str = "prefix") -> int:
+    """Every replica runs `Engine(model, **engine_kwargs)` (which gives n_seq_max and max_queue: Serve's queues
+    are sized from them) behind the server's app with `config`. address None: a local Ray, stopped on exit.
+    max_replicas given: autoscaling between min_replicas (default 1) and it, starting at `replicas`."""
     from ray import serve
 
     from .cluster import connect
 
     setup_logging()
-    config = config_from_args(args)
-    port = args.port or free_port(args.host)
-    warning = exposure_warning(args.host, config.api_key)
+    port = port or free_port(host)
+    warning = exposure_warning(host, config.api_key)
     if warning:
         LOGGER.warning(warning)
     stop = threading.Event()
@@ -42,32 +47,34 @@ def serve_on_ray(args) -> int:
         received.append(sig)
         stop.set()
     local = {}
-    if args.ray_address is None:
+    if address is None:
         # Ray places a replica only where its CPUs (--n-threads each) are free: a local Ray gets at least as many
         # logical CPUs as the replicas ask for, so `--replicas 4` starts on a 2-core machine too (oversubscribed)
-        wanted = (args.max_replicas or args.replicas) * (args.n_threads or 1)
+        wanted = (max_replicas or replicas) * (engine_kwargs.get("n_threads") or 1)
         local["num_cpus"] = max(os.cpu_count() or 1, wanted)
-    cluster = connect(args.ray_address, **local)
+    cluster = connect(address, **local)
     # after ray.init, which installs Ray's own SIGTERM handler (it logs and kills the process): ours drains
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        where = f"joined the Ray cluster at {args.ray_address}" if args.ray_address else \
+        where = f"joined the Ray cluster at {address}" if address else \
             "started a local Ray (127.0.0.1, token authentication, no dashboard)"
         LOGGER.info(where)
-        serve.start(http_options={"host": args.host, "port": port, "location": "HeadOnly"})
-        serve.run(build(args, engine_kwargs(args), config), name=APP_NAME, route_prefix="/", blocking=False)
+        serve.start(http_options={"host": host, "port": port, "location": "HeadOnly"})
+        app = build(model, engine_kwargs, config, replicas=replicas, min_replicas=min_replicas,
+                    max_replicas=max_replicas, routing=routing)
+        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
         engine = serve.get_deployment_handle("Engine", app_name=APP_NAME)
         card = engine.info.remote().result(timeout_s=600)
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        replicas = (f"{args.min_replicas or 1}-{args.max_replicas} replicas (autoscaling)"
-                    if args.max_replicas is not None else f"{args.replicas} replicas")
-        LOGGER.info(f"serving {card['model']} at http://{host}:{port}/v1 ({replicas} on Ray Serve, {args.slots} "
-                    f"slots each, context {card['n_ctx']} per slot, routing: {args.routing}"
+        shown_host = f"[{host}]" if ":" in host else host
+        shown_replicas = (f"{min_replicas or 1}-{max_replicas} replicas (autoscaling)"
+                          if max_replicas is not None else f"{replicas} replicas")
+        LOGGER.info(f"serving {card['model']} at http://{shown_host}:{port}/v1 ({shown_replicas} on Ray Serve, "
+                    f"{engine_kwargs['n_seq_max']} slots each, context {card['n_ctx']} per slot, routing: {routing}"
                     f"{', API key required' if config.api_key else ''})")
         while not stop.wait(0.5):
             pass
         name = signal.Signals(received[0]).name if received else "stop"
-        LOGGER.info(f"{name}: shutting down (in-flight requests get {args.shutdown_timeout:g} s)")
+        LOGGER.info(f"{name}: shutting down (in-flight requests get {config.shutdown_timeout_s:g} s)")
         t0 = time.monotonic()
         # Deleting the application drains it: the proxy stops routing to it at once, and each replica is stopped
         # once its in-flight requests end (at most graceful_shutdown_timeout_s); then Serve itself stops.
@@ -88,4 +95,4 @@ def serve_on_ray(args) -> int:
         cluster.close()
         for s, h in previous.items():
             signal.signal(s, h)
-        LOGGER.info("stopped" + ("" if args.ray_address else " (and the local Ray with it)"))
+        LOGGER.info("stopped" + ("" if address else " (and the local Ray with it)"))

@@ -8,7 +8,7 @@ max_tokens within the context, max_tokens 0 only with echo, stream_options only 
 """
 from __future__ import annotations
 
-from .. import __version__
+from ..version import __version__
 
 INT64 = {"type": "integer", "minimum": -(2 ** 63), "maximum": 2 ** 63 - 1}
 

@@ -1,5 +1,6 @@
-"""`sampling-engine serve`: bind, load the engine, run uvicorn; on SIGINT/SIGTERM stop accepting, let in-flight
-requests finish for up to --shutdown-timeout seconds (then cancel them), close the engine, exit 0."""
+"""`sampling-engine serve`'s one process: bind, load the engine, run uvicorn; on SIGINT/SIGTERM stop accepting, let
+in-flight requests finish for up to the config's shutdown timeout (then cancel them), close the engine, exit 0.
+Takes plain values (model, Engine keyword arguments, ServerConfig, address); the options are engine/commands'."""
 from __future__ import annotations
 
 import contextlib
@@ -88,39 +89,23 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def config_from_args(args) -> ServerConfig:
-    """The server's limits and key from `serve`'s options (one process, or every Ray Serve replica)."""
-    return ServerConfig(api_key=args.api_key or None, max_body_bytes=args.max_body_bytes,
-                        max_prompts=args.max_prompts, max_sequences=args.max_sequences,
-                        log_prompts=args.log_prompts, cors_origins=tuple(args.cors_origin or ()),
-                        shutdown_timeout_s=args.shutdown_timeout)
-
-
-def engine_kwargs(args) -> dict:
-    """Engine options from `serve`'s options; a server holds every slot from the start (no re-creation under
-    load)."""
-    return dict(n_ctx=args.n_ctx, n_gpu_layers=args.n_gpu_layers, n_threads=args.n_threads, n_seq_max=args.slots,
-                max_queue=args.max_queue, flash_attn=args.flash_attn, repack_weights=args.repack_weights or None,
-                numerics=args.numerics, verbose=args.verbose, aliases=tuple(args.alias or ()),
-                speculative=args.speculative, draft_max=args.draft_max, lazy_slots=False)
-
-
-def serve(args) -> int:
+def serve(model: str | None, engine_kwargs: dict, config: ServerConfig, host: str = "127.0.0.1",
+          port: int = 8000) -> int:
+    """Serve `Engine(model, **engine_kwargs)` on host:port until a shutdown signal; 0 then, 1 if it could not
+    listen or start. engine_kwargs gives n_seq_max and max_queue (the start-up log line names them)."""
     from ..api import Engine
 
     setup_logging()
-    config = config_from_args(args)
     try:
-        sock = bind(args.host, args.port)
+        sock = bind(host, port)
     except OSError as e:
-        print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
         return 1
     warning = exposure_warning(sock.getsockname()[0], config.api_key)
     if warning:
         LOGGER.warning(warning)
-    kwargs = engine_kwargs(args)
     try:
-        engine = Engine(args.model, **kwargs)
+        engine = Engine(model, **engine_kwargs)
     except BaseException:
         sock.close()
         raise
@@ -131,7 +116,8 @@ def serve(args) -> int:
                                    server_header=False)
         url = _url(sock)
         started = lambda: LOGGER.info(  # noqa: E731
-            f"serving {engine.model_id} at {url}/v1 ({args.slots} slots, queue {args.max_queue}, "
+            f"serving {engine.model_id} at {url}/v1 ({engine_kwargs['n_seq_max']} slots, "
+            f"queue {engine_kwargs['max_queue']}, "
             f"context {engine.model.n_ctx} per slot{', API key required' if config.api_key else ''})")
         server = Server(uv_config, config, on_started=started)
         server.run(sockets=[sock])

@@ -8,8 +8,9 @@ import threading
 import time
 from pathlib import Path
 
+from engine.batch import run_batch
 from engine.batch.lines import encode
-from engine.cli import main
+from engine.commands.main import main
 
 from ..batch_inputs import mixed_lines, seeded_lines, write
 
@@ -38,7 +39,7 @@ def test_two_replicas_write_the_local_file_byte_for_byte(ray_cluster, engine, tm
     src = write(tmp_path / "in.jsonl", lines)
     out = tmp_path / "out.jsonl"
     assert _batch(ray_cluster, src, out, "--block-lines", "4") == 0
-    assert out.read_bytes() == b"".join(encode(o) for o in engine.run_batch(lines, stable_ids=True))
+    assert out.read_bytes() == b"".join(encode(o) for o in run_batch(engine, lines, stable_ids=True))
 
 
 def test_a_replica_killed_mid_job_is_restarted_and_the_file_is_the_same(ray_cluster, engine, tmp_path):
@@ -60,13 +61,13 @@ def test_a_replica_killed_mid_job_is_restarted_and_the_file_is_the_same(ray_clus
     job.join(600)
     assert killed is not None, "no replica was seen running"
     assert result.get("rc") == 0
-    assert out.read_bytes() == b"".join(encode(o) for o in engine.run_batch(lines, stable_ids=True))
+    assert out.read_bytes() == b"".join(encode(o) for o in run_batch(engine, lines, stable_ids=True))
 
 
 def test_resume_on_ray_continues_the_local_file(ray_cluster, engine, tmp_path):
     lines = seeded_lines(10, max_tokens=4)
     src = write(tmp_path / "in.jsonl", lines)
-    expected = [encode(o) for o in engine.run_batch(lines, stable_ids=True)]
+    expected = [encode(o) for o in run_batch(engine, lines, stable_ids=True)]
     out = tmp_path / "out.jsonl"
     out.write_bytes(b"".join(expected[:4]) + expected[4][:7])  # a local run killed mid-line
     assert _batch(ray_cluster, src, out, "--resume", "--block-lines", "4") == 0
@@ -80,7 +81,7 @@ def test_output_dir_parts_concatenate_to_the_local_file_and_resume_by_part(ray_c
     assert _batch(ray_cluster, src, parts, "--ray-output-dir", "--block-lines", "4") == 0
     names = sorted(p.name for p in parts.glob("part-*.jsonl"))
     assert names == ["part-000000000001.jsonl", "part-000000000005.jsonl", "part-000000000009.jsonl"]
-    expected = b"".join(encode(o) for o in engine.run_batch(lines, stable_ids=True))
+    expected = b"".join(encode(o) for o in run_batch(engine, lines, stable_ids=True))
     assert b"".join((parts / n).read_bytes() for n in names) == expected
     (parts / names[1]).unlink()  # as if its replica had died before the rename
     assert _batch(ray_cluster, src, parts, "--ray-output-dir", "--block-lines", "4") == 2  # refused: not empty

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from engine.cli import build_parser
+from engine.commands.main import build_parser
 from engine.server import app as app_module
 from engine.server.app import create_app
 from engine.server.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PROMPTS, DEFAULT_MAX_SEQUENCES, ServerConfig

@@ -11,55 +11,16 @@ import hashlib
 import json
 import os
 import re
-import threading
 from pathlib import Path
 
-from .locations import user_cache_dir
-
-_hash_lock = threading.Lock()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_identity(path: Path) -> str:
-    """A registry model's published sha256; any other file's content hash, computed once and cached by
-    (path, size, mtime) in the user cache (a 300 MB GGUF takes about a second to hash)."""
-    from .registry import load_registry
-
-    stat = path.stat()
-    entry = next((e for e in load_registry()[1].values() if e.file == path.name and e.size == stat.st_size), None)
-    if entry:
-        return entry.sha256
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache = user_cache_dir() / "file-hashes.json"
-    with _hash_lock:
-        try:
-            known = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            known = {}
-        if key not in known:
-            known[key] = _sha256_file(path)
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(known))
-                tmp.replace(cache)
-            except OSError:
-                pass  # a read-only cache only costs the hash again next time
-        return known[key]
+from .build import build_info
 
 
 def kernel_sources_hash() -> str:
     """The sampling kernels and the engine code that feeds them: any edit can change the bytes."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
-    for folder in (root / "kernels", root / "engine"):
+    for folder in (root / "kernels", root / "engine", root / "engine" / "numerics"):
         for path in sorted(folder.glob("*.py")):
             h.update(path.name.encode())
             h.update(path.read_bytes())
@@ -80,15 +41,13 @@ def fingerprint(inputs: dict) -> str:
     return "fp_" + hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-def engine_inputs(model, path: Path, batch_invariant: bool, numerics: str) -> dict:
-    """Everything about a loaded engine that decides its bytes."""
-    from . import __version__
-    from .build_info import build_info
-
+def engine_inputs(model, model_identity: str, engine_version: str, batch_invariant: bool, numerics: str) -> dict:
+    """Everything about a loaded engine that decides its bytes: `model` is the loaded Model (its settings),
+    `model_identity` its file's content hash (engine.model_identity.file_identity)."""
     build = build_info()
     return {
-        "model": file_identity(path),
-        "engine": __version__,
+        "model": model_identity,
+        "engine": engine_version,
         "kernels": kernel_sources_hash(),
         "llama_cpp": {k: build[k] for k in ("llama_cpp_python", "version", "backend", "llamafile", "patched")},
         "exact_gemv": build["exact_gemv"],

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import logging
 
+from .build import build_info
+
 log = logging.getLogger("sampling_engine")
 
 
 def warn_not_batch_invariant(model_id: str, numerics: str) -> str:
     """Log (once per engine) why batch invariance is off here and how to get it back; returns the message."""
-    from .build_info import build_info
-
     build = build_info()
     if numerics != "exact":
         cause = f"numerics={numerics!r} takes llama.cpp's stock fast paths"

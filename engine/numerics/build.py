@@ -11,7 +11,9 @@ import os
 import re
 from pathlib import Path
 
-import llama_cpp  # isort: skip  (before numpy, see model.py)
+import llama_cpp  # isort: skip  (before numpy, see process.py)
+
+from .process import system_info
 
 
 def _libs() -> list[ctypes.CDLL]:
@@ -42,9 +44,7 @@ PATCH_FEATURE = "LLAMAFILE_EXACT_GEMV"  # llama_patches/ adds it to llama.cpp's 
 
 @functools.lru_cache(maxsize=1)
 def build_info() -> dict:
-    from .model import _system_info
-
-    info = _system_info().strip()
+    info = system_info().strip()
     llamafile = "LLAMAFILE = 1" in info
     patched = PATCH_FEATURE in info
     backends = sorted(set(re.findall(r"\b(CUDA|Metal|METAL|Vulkan|SYCL|HIP|OpenCL|BLAS|CANN|MUSA)\b", info)))

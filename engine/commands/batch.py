@@ -1,14 +1,17 @@
-"""`sampling-engine batch INPUT OUTPUT`: its options and the command (the parser imports nothing heavy)."""
+"""`sampling-engine batch INPUT OUTPUT`: an OpenAI Batch file run into an output JSONL, resumable, on this
+machine (engine/batch/) or on Ray Data replicas (engine/ray/batch.py), each engine built from the same keyword
+arguments. The parser imports nothing heavy."""
 from __future__ import annotations
 
 import argparse
 
 from ..errors import CompletionError
+from .engine_options import add_engine_options, at_least, engine_kwargs, engine_option_errors
 
 RAY_LOCAL = "local"
 
 
-def add_batch_command(sub, engine_options) -> None:
+def add_parser(sub) -> None:
     b = sub.add_parser(
         "batch", allow_abbrev=False,
         help="run an OpenAI Batch file (JSONL of /v1/completions requests) into an output JSONL, resumable",
@@ -23,8 +26,7 @@ def add_batch_command(sub, engine_options) -> None:
                    help="ids from custom_id and created=0 (so seeded runs give byte-identical files)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--window", type=int, default=None, help="requests in flight (default 2 x slots)")
-    engine_options(b, n_ctx_default=None)
-    b.add_argument("--slots", type=int, dest="n_seq_max", default=None, help="the same as --n-seq-max (default 8)")
+    add_engine_options(b)
     r = b.add_argument_group("ray")
     r.add_argument("--ray", nargs="?", const=RAY_LOCAL, default=None, metavar="ADDRESS",
                    help="run on Ray: a local loopback cluster (token auth) or the cluster at ADDRESS")
@@ -33,18 +35,16 @@ def add_batch_command(sub, engine_options) -> None:
                    help="OUTPUT is a directory: each replica writes its blocks there as part-<first line>.jsonl "
                         "(for outputs larger than one disk; `cat OUTPUT/part-*.jsonl` is the single file)")
     r.add_argument("--block-lines", type=int, default=64, help="lines per Ray block (default 64)")
-    b.set_defaults(func=cmd_batch)
+    b.set_defaults(func=run)
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from ..cli import _engine_kwargs, _engine_option_errors
-    from .job import open_job, run_local
+def run(args: argparse.Namespace) -> int:
+    from ..batch.job import open_job, run_local
 
-    for name, value, low in (("--window", args.window, 1), ("--replicas", args.replicas, 1),
-                             ("--block-lines", args.block_lines, 1), ("--n-seq-max", args.n_seq_max, 1)):
-        if value is not None and value < low:
-            raise CompletionError(f"must be >= {low}, got {value}", param=name)
-    engine_kw = _engine_kwargs(args)
+    for option, value in (("--window", args.window), ("--replicas", args.replicas),
+                          ("--block-lines", args.block_lines)):
+        at_least(option, value, 1)
+    engine_kw = engine_kwargs(args)
     if args.ray is not None:
         from ..ray import require_ray
 
@@ -65,7 +65,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     files = open_job(args.input, args.output, args.resume, args.overwrite)
     from ..api import Engine
 
-    with _engine_option_errors():
+    with engine_option_errors():
         engine = Engine(args.model, **engine_kw)
     with engine:
         return run_local(engine, files, args.stable_ids, args.quiet, args.window)

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from .errors import CompletionError
+from ..errors import CompletionError
 
 # (option, request key, value parser, help); every option defaults to absent.
 NUMERIC = [
