@@ -2,6 +2,11 @@
 
 `from engine import Engine, CompletionError`. Engine is imported lazily so that light commands
 (`sampling-engine models`) do not load llama.cpp.
+
+The files of this folder are the core (Engine and what it runs on: parameters, prompts, the loop, scheduler,
+slots, sampling, responses); `numerics/` sits below it, and the rooms built on its public seam
+(`Engine.submit`) sit above it: `server/`, `batch/`, `bench/`, `ray/`, and `commands/` on top.
+docs/architecture.md has the map; tests/test_architecture.py keeps imports flowing one way.
 """
 from .version import __version__  # noqa: E402
 from ._kernels_check import ensure_our_kernels  # noqa: E402
