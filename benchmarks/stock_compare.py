@@ -7,6 +7,7 @@ Contenders (one process each, alternated round by round, reversed every other ro
   ours     engine.Engine in this interpreter (the ./dev build, numerics="exact", prefix cache off)
   fast     the same with numerics="fast" (--fast)
   patched  ours on the libraries in --patched-lib (LLAMA_CPP_LIB_PATH: the project's patched llama.cpp)
+  before   ours from the checkout in --before (the same build; only our code differs: a refactor's check)
   stock    llama_cpp.Llama in --stock-python's venv: default build, default settings but n_ctx and 2 threads
 Workloads, all through create_completion with every cache off (Llama.reset() before each call):
   prefill  a 512-token prompt, max_tokens=1: prompt tokens/s
@@ -175,8 +176,11 @@ def contender_command(name: str, path: str, args) -> tuple[list[str], dict]:
     python = args.stock_python if name == "stock" else sys.executable
     if name == "patched":
         env["LLAMA_CPP_LIB_PATH"] = args.patched_lib
-    side = "ours" if name == "patched" else name
-    return [python, str(HERE), "--worker", side, "--model", path, "--reps", str(args.reps)], env
+    script = HERE
+    if name == "before":  # ours from another checkout (its own engine/ and kernels/), on this venv's build
+        script = Path(args.before).resolve() / "benchmarks" / "stock_compare.py"
+    side = "ours" if name in ("patched", "before") else name
+    return [python, str(script), "--worker", side, "--model", path, "--reps", str(args.reps)], env
 
 
 def main() -> int:
@@ -190,6 +194,9 @@ def main() -> int:
     p.add_argument("--stock-python", default=str(Path.home() / ".cache/sampling-engine/stock-venv/bin/python"))
     p.add_argument("--patched-lib", default=None, help="folder of the patched libllama/libggml (LLAMA_CPP_LIB_PATH)")
     p.add_argument("--fast", action="store_true", help="also ours with numerics='fast'")
+    p.add_argument("--before", default=None, metavar="CHECKOUT",
+                   help="also ours from another checkout (say a worktree of the commit before a refactor), "
+                        "alternated with the others: the same build, only our code differs")
     p.add_argument("--out", default=None, help="append the JSON lines here too")
     p.add_argument("--table", nargs="+", metavar="JSONL", help="only print the table of earlier runs' --out files")
     args = p.parse_args()
@@ -204,7 +211,8 @@ def main() -> int:
     if args.worker:
         print(json.dumps(run_worker(args.worker, args.model, args.reps)))
         return 0
-    contenders = ["stock", "ours"] + (["fast"] if args.fast else []) + (["patched"] if args.patched_lib else [])
+    contenders = ["stock", "ours"] + (["fast"] if args.fast else []) + (["patched"] if args.patched_lib else []) \
+        + (["before"] if args.before else [])
     results: dict = {}
     for name in args.types.split(","):
         path = model_file(name)
