@@ -1,43 +1,56 @@
 """Choose the structured-output grammar library by measurement: llguidance vs xgrammar (issue 29, deliverable 2).
 
-Both libraries get their tokenizer from the GGUF vocabulary alone (token bytes from llama.cpp, control tokens
-marked special, end-of-generation ids as stop tokens): no Hugging Face files. The two libraries need
-different, conflicting environments (xgrammar pulls torch + transformers + triton), so the work is split in
-three steps, each in its own interpreter:
+Both libraries get their tokenizer from the GGUF vocabulary alone (token bytes from llama.cpp, tokens that render
+no bytes marked special, end-of-generation ids as stop tokens): no Hugging Face files. The two libraries want
+different environments (xgrammar pulls torch + transformers + triton, 2 GB), so the work is split into steps,
+each in its own interpreter. Setup (see docs/structured-output-choice.md):
 
-    # 1. in the project venv: dump each registry model's vocabulary (token bytes, which ids are special,
-    #    eos / end-of-generation ids) and the model tokenizer's token ids of the walked outputs
+    python3 -m venv /work/llg-venv && /work/llg-venv/bin/pip install llguidance numpy jsonschema
+    python3 -m venv /work/xgr-venv && /work/xgr-venv/bin/pip install torch==2.13.0 && \
+        /work/xgr-venv/bin/pip install xgrammar numpy
+
+    # 1. project venv: dump each registry model's vocabulary (token bytes, special ids, eos / end-of-generation
+    #    ids) and the model tokenizer's token ids of the walked outputs (seconds)
     .venv/bin/python benchmarks/grammar_engines.py dump --out-dir /tmp
         -> /tmp/vocab_smollm2-135m.pkl, /tmp/vocab_gemma3-270m.pkl
 
-    # 2. in each library's own venv (python3 -m venv ...; see docs/structured-output-choice.md)
-    /work/llg-venv/bin/python benchmarks/grammar_engines.py bench llguidance --vocab-dir /tmp --out /tmp/ge_llg.json
-    /work/xgr-venv/bin/python benchmarks/grammar_engines.py bench xgrammar   --vocab-dir /tmp --out /tmp/ge_xgr.json
-        (add --quick for a smoke run: 1 round, fewer keyword checks skipped: nothing)
+    # 2. measure (about 20 s each; on a quiet machine)
+    #    llguidance the way the engine would use it: its own llguidance.llamacpp adapter on the loaded GGUF
+    #    (llama.cpp's tokenizer as its tokenize callback), run in the project venv with llguidance's
+    #    site-packages appended to sys.path (nothing installed into the project venv):
+    .venv/bin/python benchmarks/grammar_engines.py bench llguidance --tokenizer llamacpp \
+        --llg-site /work/llg-venv/lib/python3.11/site-packages --out /tmp/ge_llg.json
+    /work/xgr-venv/bin/python benchmarks/grammar_engines.py bench xgrammar --out /tmp/ge_xgr.json
+    #    llguidance from the dumped bytes alone (TokenizerWrapper + a greedy Python tokenize callback):
+    /work/llg-venv/bin/python benchmarks/grammar_engines.py bench llguidance --out /tmp/ge_llg_vocab.json
+        (--rounds N: medians of N, default 5; --quick: 1 round, a smoke run; --models: a subset)
 
-    # 3. anywhere: the Markdown tables of both result files
-    python3 benchmarks/grammar_engines.py report /tmp/ge_llg.json /tmp/ge_xgr.json
+    # 3. anywhere: the Markdown tables of the result files
+    python3 benchmarks/grammar_engines.py report /tmp/ge_llg.json /tmp/ge_xgr.json /tmp/ge_llg_vocab.json
 
 What `bench` measures, per model (2 threads at most everywhere; medians of --rounds runs):
-  tokenizer   building the library's tokenizer object from the dumped vocabulary (ms)
+  tokenizer   building the library's tokenizer object from the vocabulary (ms)
   compile     per grammar (small schema, 50-property schema, date regex, choice of 5, Lark grammar, GBNF
               grammar): cold = compile + matcher + first mask with nothing cached; cached = what a content-hash
               cache hit costs (xgrammar: GrammarCompiler's own cache; llguidance, which has no compiled-grammar
-              cache: deep_copy() of a kept pristine matcher) + the first mask (ms)
+              cache: deep_copy() of a kept matcher) + the first mask (ms). Each grammar's sample output must be
+              accepted, with end-of-generation allowed after it.
   mask        walk a matcher through a valid output, tokenized by the model's own tokenizer: per token, the
-              bitmask fill and the advance (accept) timed separately; median and p95 in µs. Walks: the small
-              schema with a 200-character free-text "name", and a full 50-property instance. First walk (fresh
-              compile) and later walks (new matcher from the cache) reported apart. Every walked token is
-              checked to be allowed by the mask just filled, and end-of-generation only at the end.
+              bitmask fill and the advance (accept) timed separately; median, p95 and mean in µs. Walks: the small
+              schema with a 200-character free-text "name"; a full 50-property instance; the same instance under
+              the 50-property schema without its maxLength bounds. First walk (fresh compile) and later walks (new
+              matchers from the cache) reported apart, with the slowest positions. Every walked token is checked
+              to be allowed by the mask just filled, and end-of-generation to be allowed only at the end.
   batch8      8 matchers stepping together through the small-schema walk with the library's parallel API
               (2 threads): µs per step for all 8 masks + all 8 advances
-  coverage    JSON Schema keywords: each keyword's schema is compiled; if it compiles, one valid instance must
-              be accepted and each invalid one (differing only by that keyword) rejected, else the keyword is
-              reported as ignored. Instances are tokenized greedily (longest match) from the vocabulary.
-  install     MB of each distribution in the venv (from the installed files) and the import time
+  coverage    JSON Schema keywords: each keyword's schema is compiled; if it compiles, its valid instances must be
+              accepted and each invalid one (differing by that keyword) refused, else the keyword is reported as
+              ignored (with any warning the library gave, native stderr included). Instances are tokenized
+              greedily (longest match) from the vocabulary; where jsonschema is installed it checks the cases.
+  install     MB of the library and everything it requires (recursively, from the installed files); import time
 
-`bench` prints a short summary per model and writes everything to --out as JSON; `report` turns result files
-into the Markdown tables used in docs/structured-output-choice.md. Run the measuring step on a quiet machine.
+`bench` prints a summary per model and writes everything to --out as JSON; `report` turns result files into the
+Markdown tables of docs/structured-output-choice.md.
 """
 from __future__ import annotations
 
@@ -98,6 +111,9 @@ def fifty_schema() -> tuple[dict, dict]:
 
 
 FIFTY_SCHEMA, FIFTY_INSTANCE = fifty_schema()
+# The same schema with its strings unbounded (no maxLength): the same instance, to show what bounded strings cost.
+FIFTY_UNBOUNDED = json.loads(json.dumps(FIFTY_SCHEMA).replace(', "maxLength": 40', ""))
+assert "maxLength" not in json.dumps(FIFTY_UNBOUNDED)
 DATE_REGEX = r"\d{4}-\d{2}-\d{2}"
 CHOICES = ["positive", "negative", "neutral", "mixed", "unknown"]
 LARK_GRAMMAR = r"""
@@ -131,7 +147,11 @@ GRAMMARS = {
 SAMPLES = {"small schema": compact(SMALL_INSTANCE), "50-property schema": compact(FIFTY_INSTANCE),
            "date regex": "2024-02-29", "choice of 5": "neutral", "Lark grammar": "(12+3)*4-5/6",
            "GBNF grammar": "(12+3)*4-5/6"}
-WALKS = ("small schema", "50-property schema")
+WALKS = ("small schema", "50-property schema")  # outputs tokenized by the model tokenizer in `dump`
+# mask walks: name -> (grammar, the walked output's name in WALKS)
+MASK_WALKS = {"small schema": (("json", SMALL_SCHEMA), "small schema"),
+              "50-property schema": (("json", FIFTY_SCHEMA), "50-property schema"),
+              "50-property, strings unbounded": (("json", FIFTY_UNBOUNDED), "50-property schema")}
 
 # ---- JSON Schema keyword coverage: (keyword, schema, valid instances, invalid instances) ----------------------
 
@@ -526,16 +546,15 @@ def walk(ad, matcher, tokens: list[int]) -> tuple[list[float], list[float], list
 
 def summarize(fills, advs) -> dict:
     tot = [a + b for a, b in zip(fills, advs)]
-    return {"n": len(tot), "fill_med_us": 1e6 * statistics.median(fills), "fill_p95_us": 1e6 * pct(fills, 0.95),
+    return {"n": len(tot), "mean_us": 1e6 * statistics.fmean(tot), "fill_med_us": 1e6 * statistics.median(fills), "fill_p95_us": 1e6 * pct(fills, 0.95),
             "adv_med_us": 1e6 * statistics.median(advs), "adv_p95_us": 1e6 * pct(advs, 0.95),
             "med_us": 1e6 * statistics.median(tot), "p95_us": 1e6 * pct(tot, 0.95), "max_us": 1e6 * max(tot)}
 
 
 def measure_mask(ad, v: dict, rounds: int) -> dict:
     out = {}
-    for g in WALKS:
-        kind, src = GRAMMARS[g]
-        tokens = v["walks"][g]
+    for g, ((kind, src), sample) in MASK_WALKS.items():
+        tokens = v["walks"][sample]
         first_f, first_a, later_f, later_a, problems = [], [], [], [], []
         by_index: list[list[float]] = [[] for _ in tokens]
         for r in range(max(rounds, 2)):
@@ -700,9 +719,10 @@ def bench(lib: str, vocab_dir: Path, out: Path, rounds: int, models: list[str], 
         for g, c in r["compile"].items():
             print(f"    compile {g:20s} cold {c['cold_ms']:9.2f} ms   cached {c['cached_ms']:8.3f} ms"
                   f"   sample ok {c['sample_accepted']}")
-        for g in WALKS:
+        for g in MASK_WALKS:
             m = r["mask"][g]
-            print(f"    mask {g:20s} later med {m['later']['med_us']:7.1f} p95 {m['later']['p95_us']:7.1f} µs"
+            print(f"    mask {g:30s} later med {m['later']['med_us']:7.1f} p95 {m['later']['p95_us']:7.1f} "
+                  f"mean {m['later']['mean_us']:7.1f} µs"
                   f" | first med {m['first']['med_us']:7.1f} p95 {m['first']['p95_us']:7.1f} µs"
                   f" | {m['tokens']} tokens {m['problems'] or 'ok'}")
             print("      slowest: " + "; ".join(f"{x['us']:.0f} µs at {x['before']!r}+{x['token']!r}" for x in m["slowest"][:4]))
@@ -722,13 +742,19 @@ def bench(lib: str, vocab_dir: Path, out: Path, rounds: int, models: list[str], 
 def report(paths: list[Path]) -> str:
     runs = [json.loads(p.read_text()) for p in paths]
     models = [m for m in MODELS if all(m in r["models"] for r in runs)]
-    libs = [r.get("label", f"{r['lib']} {r['version']}") for r in runs]
+    def short(r: dict) -> str:
+        if r["lib"] == "xgrammar":
+            return "xgrammar"
+        return "llguidance" + (" (greedy tok.)" if r.get("tokenizer") == "vocab" else "")
+    libs = [short(r) for r in runs]
     L = []
     r0 = runs[0]
     when = ", ".join(f"{r.get('label', r['lib'])} run {r['date']} (1-min load {r['loadavg_start'][0]:.2f} → {r['loadavg_end'][0]:.2f})"
                      for r in runs)
     L.append(f"Machine: {r0['cpu']}, {r0['cpus']} CPUs, Python {r0['python']}, {r0['threads']} threads, "
              f"medians of {r0['rounds']} rounds; {when}.")
+    L.append("")
+    L.append("Columns: " + "; ".join(f"**{short(r)}** = {r.get('label', r['lib'])}" for r in runs) + ".")
     L.append("")
     L.append("Tokenizer build from the GGUF vocabulary (ms):")
     L.append("")
@@ -757,13 +783,13 @@ def report(paths: list[Path]) -> str:
     L.append("")
     L.append("| walk | model | tokens | " + " | ".join(f"{x} later | {x} first" for x in libs) + " |")
     L.append("|---|---|---|" + "---|---|" * len(runs))
-    for g in WALKS:
+    for g in MASK_WALKS:
         for m in models:
             cells = []
             for r in runs:
                 x = r["models"][m]["mask"][g]
                 bad = " (problems!)" if x["problems"] else ""
-                cells.append(f"{x['later']['med_us']:.1f} / {x['later']['p95_us']:.1f}{bad} | "
+                cells.append(f"{x['later']['med_us']:.1f} / {x['later']['p95_us']:.1f} (mean {x['later']['mean_us']:.0f}){bad} | "
                              f"{x['first']['med_us']:.1f} / {x['first']['p95_us']:.1f}")
             L.append(f"| {g} | {m} | {runs[0]['models'][m]['mask'][g]['tokens']} | " + " | ".join(cells) + " |")
     L.append("")
@@ -771,7 +797,7 @@ def report(paths: list[Path]) -> str:
     L.append("")
     L.append("| walk | model | " + " | ".join(f"{x} fill | {x} advance" for x in libs) + " |")
     L.append("|---|---|" + "---|---|" * len(runs))
-    for g in WALKS:
+    for g in MASK_WALKS:
         for m in models:
             cells = []
             for r in runs:
