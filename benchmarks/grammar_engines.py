@@ -739,6 +739,13 @@ def bench(lib: str, vocab_dir: Path, out: Path, rounds: int, models: list[str], 
 
 # ---- step 3: Markdown ----------------------------------------------------------------------------------------
 
+
+def _grid(L: list, keys, models, runs, cell, lead=lambda m, g: "") -> None:
+    """One Markdown row per (key, model): `| key | model | lead | cell(run) | ... |`."""
+    for g in keys:
+        for m in models:
+            L.append(f"| {g} | {m} | {lead(m, g)}" + " | ".join(cell(r, m, g) for r in runs) + " |")
+
 def report(paths: list[Path]) -> str:
     runs = [json.loads(p.read_text()) for p in paths]
     models = [m for m in MODELS if all(m in r["models"] for r in runs)]
@@ -769,41 +776,32 @@ def report(paths: list[Path]) -> str:
     L.append("")
     L.append("| grammar | model | " + " | ".join(f"{x} cold | {x} cached" for x in libs) + " |")
     L.append("|---|---|" + "---|---|" * len(runs))
-    for g in GRAMMARS:
-        for m in models:
-            cells = []
-            for r in runs:
-                c = r["models"][m]["compile"][g]
-                flag = "" if c["sample_accepted"] else " (sample rejected!)"
-                cells.append(f"{c['cold_ms']:.2f}{flag} | {c['cached_ms']:.3f}")
-            L.append(f"| {g} | {m} | " + " | ".join(cells) + " |")
+    def compile_cell(r, m, g):
+        c = r["models"][m]["compile"][g]
+        flag = "" if c["sample_accepted"] else " (sample rejected!)"
+        return f"{c['cold_ms']:.2f}{flag} | {c['cached_ms']:.3f}"
+    _grid(L, GRAMMARS, models, runs, compile_cell)
     L.append("")
     L.append("Mask per token (fill the bitmask + advance on the token), µs, median / p95; 'later' = matchers from "
              "the cache, 'first' = the first walk after a fresh compile:")
     L.append("")
     L.append("| walk | model | tokens | " + " | ".join(f"{x} later | {x} first" for x in libs) + " |")
     L.append("|---|---|---|" + "---|---|" * len(runs))
-    for g in MASK_WALKS:
-        for m in models:
-            cells = []
-            for r in runs:
-                x = r["models"][m]["mask"][g]
-                bad = " (problems!)" if x["problems"] else ""
-                cells.append(f"{x['later']['med_us']:.1f} / {x['later']['p95_us']:.1f} (mean {x['later']['mean_us']:.0f}){bad} | "
-                             f"{x['first']['med_us']:.1f} / {x['first']['p95_us']:.1f}")
-            L.append(f"| {g} | {m} | {runs[0]['models'][m]['mask'][g]['tokens']} | " + " | ".join(cells) + " |")
+    def mask_cell(r, m, g):
+        x = r["models"][m]["mask"][g]
+        bad = " (problems!)" if x["problems"] else ""
+        return (f"{x['later']['med_us']:.1f} / {x['later']['p95_us']:.1f} (mean {x['later']['mean_us']:.0f}){bad} | "
+                f"{x['first']['med_us']:.1f} / {x['first']['p95_us']:.1f}")
+    _grid(L, MASK_WALKS, models, runs, mask_cell, lead=lambda m, g: f"{runs[0]['models'][m]['mask'][g]['tokens']} | ")
     L.append("")
     L.append("Split of the 'later' walks, µs, median / p95 (fill | advance):")
     L.append("")
     L.append("| walk | model | " + " | ".join(f"{x} fill | {x} advance" for x in libs) + " |")
     L.append("|---|---|" + "---|---|" * len(runs))
-    for g in MASK_WALKS:
-        for m in models:
-            cells = []
-            for r in runs:
-                x = r["models"][m]["mask"][g]["later"]
-                cells.append(f"{x['fill_med_us']:.1f} / {x['fill_p95_us']:.1f} | {x['adv_med_us']:.1f} / {x['adv_p95_us']:.1f}")
-            L.append(f"| {g} | {m} | " + " | ".join(cells) + " |")
+    def split_cell(r, m, g):
+        x = r["models"][m]["mask"][g]["later"]
+        return f"{x['fill_med_us']:.1f} / {x['fill_p95_us']:.1f} | {x['adv_med_us']:.1f} / {x['adv_p95_us']:.1f}"
+    _grid(L, MASK_WALKS, models, runs, split_cell)
     L.append("")
     L.append("Eight rows stepping together (small-schema walk, the library's parallel API on 2 threads), µs per "
              "step for all 8 masks + 8 advances, median / p95:")

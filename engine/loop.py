@@ -4,8 +4,9 @@ and scores the rows, and hands the StepOutput back to the scheduler, which updat
 their callers (step.py has the step's data types).
 
 Callers on any thread (or asyncio task) submit a Job (through Engine.submit) and read its states under the
-job's lock; a cancelled job leaves within one step. A sequence's logits do not depend on its neighbours (per-sequence KV streams) and
-its draws depend only on (seed, candidate, step), so a response is the same bytes alone or beside others.
+job's lock; a cancelled job leaves within one step. A sequence's logits do not depend on its neighbours
+(per-sequence KV streams) and its draws depend only on (seed, candidate, step), so a response is the same bytes
+alone or beside others.
 """
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import CompletionError
+from ..wire import dumps
 from .body import read_json_object
-from .errors import ApiError, JsonResponse, dumps
+from .errors import ApiError, JsonResponse
 from .limits import check_request_limits
 from .logs import record
 from .shutdown import ShuttingDown, deadline, past_deadline, race, shutting_down_error

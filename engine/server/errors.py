@@ -14,11 +14,10 @@ class ApiError(Exception):
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
                  type: str = "invalid_request_error", headers: dict | None = None):
-        fields = error_body(message, type, param, code)["error"]
-        super().__init__(fields["message"])
+        self._fields = error_body(message, type, param, code)["error"]  # clipped once, here
+        super().__init__(self._fields["message"])
         self.status, self.code, self.type = status, code, type
-        self.message, self.param = fields["message"], fields["param"]
-        self._given = message, param  # what body() clips (clipping twice would mark a clipped text again)
+        self.message, self.param = self._fields["message"], self._fields["param"]
         self.headers = headers or {}
 
     @classmethod
@@ -27,8 +26,7 @@ class ApiError(Exception):
         return cls(e.status, e.message, e.param, e.code, e.type, headers)
 
     def body(self) -> dict:
-        message, param = self._given
-        return error_body(message, self.type, param, self.code)
+        return {"error": dict(self._fields)}
 
     def response(self) -> Response:
         return JsonResponse(self.body(), status_code=self.status, headers=self.headers)
